@@ -1,0 +1,98 @@
+"""ranvier: durable pipelines whose every step is checkpointed to a persistence store."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ranvier.errors import (
+    CheckpointConflict,
+    CircuitMismatch,
+    InvalidInput,
+    LeaseLost,
+    RanvierError,
+    RestoreConflict,
+    SchemaMismatch,
+    StoreUnavailable,
+    TraceCompleted,
+    TraceNotFound,
+    VersionMismatch,
+)
+from ranvier.model import (
+    CompensationContext,
+    CompensationRecord,
+    CompensationState,
+    CompletionState,
+    Intervention,
+    Lease,
+    OutcomeKind,
+    PersistedTrace,
+    PersistenceEnvelope,
+    ResumeCursor,
+    TracePage,
+    TraceStatus,
+    TraceSummary,
+)
+from ranvier.stores.base import CompensationIdempotencyStore, PersistenceStore, StoreCapabilities
+from ranvier.stores.memory import InMemoryCompensationIdempotencyStore, InMemoryPersistenceStore
+from ranvier.stores.url import open_store
+
+__version__ = "0.1.0"
+
+# Adapters with optional drivers load on first use, so `import ranvier` needs no extra.
+_LAZY = {
+    "SqlitePersistenceStore": "ranvier.stores.sqlite",
+    "SqliteCompensationIdempotencyStore": "ranvier.stores.sqlite",
+    "PostgresPersistenceStore": "ranvier.stores.postgres",
+    "PostgresCompensationIdempotencyStore": "ranvier.stores.postgres",
+    "RedisPersistenceStore": "ranvier.stores.redis",
+    "RedisCompensationIdempotencyStore": "ranvier.stores.redis",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ranvier' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "CheckpointConflict",
+    "CircuitMismatch",
+    "CompensationContext",
+    "CompensationIdempotencyStore",
+    "CompensationRecord",
+    "CompensationState",
+    "CompletionState",
+    "InMemoryCompensationIdempotencyStore",
+    "InMemoryPersistenceStore",
+    "Intervention",
+    "InvalidInput",
+    "Lease",
+    "LeaseLost",
+    "OutcomeKind",
+    "PersistedTrace",
+    "PersistenceEnvelope",
+    "PersistenceStore",
+    "PostgresCompensationIdempotencyStore",
+    "PostgresPersistenceStore",
+    "RanvierError",
+    "RedisCompensationIdempotencyStore",
+    "RedisPersistenceStore",
+    "RestoreConflict",
+    "ResumeCursor",
+    "SchemaMismatch",
+    "SqliteCompensationIdempotencyStore",
+    "SqlitePersistenceStore",
+    "StoreCapabilities",
+    "StoreUnavailable",
+    "TraceCompleted",
+    "TraceNotFound",
+    "TracePage",
+    "TraceStatus",
+    "TraceSummary",
+    "VersionMismatch",
+    "__version__",
+    "open_store",
+]

@@ -1,0 +1,1 @@
+"""Persistence stores: the contract, its rules and the adapters."""
