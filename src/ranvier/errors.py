@@ -48,3 +48,11 @@ class SchemaMismatch(RanvierError):
 
 class VersionMismatch(RanvierError):
     """The trace was written by another version of the pipeline and no migration is registered."""
+
+
+class BackupCorrupt(RanvierError, ValueError):
+    """The backup file is corrupt or truncated; nothing was restored from it. Use another copy."""
+
+
+class TraceBusy(RanvierError):
+    """Another worker holds the live lease on this trace; it is running there."""

@@ -23,7 +23,7 @@ from ranvier.stores.base import PersistenceStore
 Opener = Callable[[], Awaitable[PersistenceStore]]
 StoreFactory = Callable[[Any, Path], AbstractAsyncContextManager[Opener]]
 
-ADAPTER_MODULES = ("memory",)
+ADAPTER_MODULES = ("memory", "postgres", "sqlite", "redis")
 
 
 def all_factories() -> dict[str, StoreFactory]:

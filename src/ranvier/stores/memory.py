@@ -32,12 +32,12 @@ from ranvier.stores.base import StoreCapabilities
 
 @dataclass(slots=True)
 class _Event:
-    envelope: PersistenceEnvelope  # payload dropped; kept as JSON below
+    envelope: PersistenceEnvelope  # its payload may be the caller's object: loads use the JSON
     payload_json: bytes | None
 
     def materialize(self) -> PersistenceEnvelope:
         if self.payload_json is None:
-            return self.envelope
+            return replace(self.envelope, payload=None)
         return replace(self.envelope, payload=rules.decode_payload(self.payload_json))
 
 
@@ -171,7 +171,7 @@ class InMemoryPersistenceStore:
                 old = stored.envelope
                 rules.check_reappend(old.outcome_kind.value, old.node_id, old.payload_hash, env)
                 return
-        trace.events[env.step] = _Event(replace(env, payload=None), prepared.payload_json)
+        trace.events[env.step] = _Event(env, prepared.payload_json)
         trace.updated_at_ms = now
 
     async def load(self, trace_id: str) -> PersistedTrace | None:
@@ -254,9 +254,7 @@ class InMemoryPersistenceStore:
         limit: int = 100,
         cursor: str | None = None,
     ) -> TracePage:
-        wanted = rules.validate_status(status)
-        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
-        after = rules.decode_cursor(cursor)
+        wanted, after = rules.validate_list_query(status, circuit, updated_before_ms, limit, cursor)
         now = now_ms()
         items: list[TraceSummary] = []
         for trace_id in sorted(self._traces):
@@ -294,17 +292,8 @@ class InMemoryPersistenceStore:
         return self._traces.pop(trace_id, None) is not None
 
     async def import_trace(self, trace: PersistedTrace) -> bool:
-        prepared = [
-            rules.prepare_envelope(e, max_payload_bytes=self._max_payload_bytes)
-            for e in (*trace.events, *trace.superseded_events)
-        ]
-        interventions = [
-            (
-                replace(i, payload_override=None),
-                rules.prepare_intervention(i, max_payload_bytes=self._max_payload_bytes),
-            )
-            for i in trace.interventions
-        ]
+        prepared = rules.prepare_trace(trace, max_payload_bytes=self._max_payload_bytes)
+        trace = prepared.trace
         existing = await self.load(trace.trace_id)
         if existing is not None:
             if rules.trace_digest(existing) == rules.trace_digest(trace):
@@ -313,21 +302,23 @@ class InMemoryPersistenceStore:
                 f"trace {trace.trace_id!r} is already stored with different content; "
                 "delete it first to restore the backup's version"
             )
-        live = len(trace.events)
         row = _Trace(
             circuit=trace.circuit,
             schematic_version=trace.schematic_version,
             created_at_ms=trace.created_at_ms,
             updated_at_ms=trace.updated_at_ms,
-            completion=trace.completion,
+            completion=None if trace.completion is None else CompletionState(trace.completion),
             completed_at_ms=trace.completed_at_ms,
             resumed_from_step=trace.resumed_from_step,
-            interventions=interventions,
+            interventions=[
+                (replace(i, payload_override=None), data)
+                for i, data in zip(trace.interventions, prepared.interventions, strict=True)
+            ],
         )
-        for p in prepared[:live]:
+        for p in prepared.events:
             row.events[p.envelope.step] = _Event(replace(p.envelope, payload=None), p.payload_json)
         row.superseded = [
-            _Event(replace(p.envelope, payload=None), p.payload_json) for p in prepared[live:]
+            _Event(replace(p.envelope, payload=None), p.payload_json) for p in prepared.superseded
         ]
         self._traces[trace.trace_id] = row
         return True

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import orjson
@@ -35,6 +36,8 @@ MAX_ID_LENGTH = 255
 """Longest trace id, circuit, version, node id, holder or compensation key (characters)."""
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
 """Default limit on a payload's canonical JSON size; stores take `max_payload_bytes`."""
+MAX_JSON_DEPTH = 254
+"""Most levels of nested lists/objects in a payload (orjson's limit); deeper is `InvalidInput`."""
 MAX_BATCH_SIZE = 10_000
 MAX_PAGE_SIZE = 10_000
 
@@ -84,6 +87,31 @@ def validate_positive(what: str, value: object, *, maximum: int | None = None) -
     return value
 
 
+_SCALARS = frozenset((str, int, bool, type(None)))
+
+
+def _is_plain_json(value: Any) -> bool:
+    """Fast type walk (no messages); `_check_json` explains a failure with its path."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is float:
+        return bool(value - value == 0.0)  # false for NaN and infinities
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in _SCALARS and not _is_plain_json(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:  # noqa: SIM110 (a loop is faster than all() here)
+            if type(item) not in _SCALARS and not _is_plain_json(item):
+                return False
+        return True
+    return False
+
+
 def _check_json(value: Any, path: str) -> None:
     kind = type(value)
     if kind is str:
@@ -123,11 +151,20 @@ def encode_payload(
     """The payload's canonical JSON (sorted keys), or None for a None payload."""
     if payload is None:
         return None
-    _check_json(payload, "")
+    try:
+        if not _is_plain_json(payload):
+            _check_json(payload, "")
+    except RecursionError:  # a cycle, or nesting far beyond what JSON stores allow
+        raise InvalidInput(
+            f"payload is nested deeper than {MAX_JSON_DEPTH} levels (or contains itself); "
+            "flatten it"
+        ) from None
     try:
         data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:
         raise InvalidInput(f"payload cannot be stored as JSON: {exc}") from None
+    if b"\\u0000" in data:  # a NUL somewhere (or a literal backslash-u0000): find it
+        _check_json(payload, "")
     if len(data) > max_bytes:
         raise InvalidInput(
             f"payload is {len(data)} bytes of JSON; the limit is {max_bytes} "
@@ -172,8 +209,24 @@ def prepare_envelope(
             "payload_hash does not match the payload; leave it None to have it computed"
         )
     if envelope.payload_hash != digest or kind is not envelope.outcome_kind:
-        envelope = replace(envelope, payload_hash=digest, outcome_kind=kind)
+        envelope = _with_hash(envelope, digest, kind)
     return PreparedEnvelope(envelope, data)
+
+
+_ENVELOPE_FIELDS = tuple(f.name for f in fields(PersistenceEnvelope))
+_set = object.__setattr__
+
+
+def _with_hash(
+    envelope: PersistenceEnvelope, digest: str | None, kind: OutcomeKind
+) -> PersistenceEnvelope:
+    # dataclasses.replace costs twice as much; this is on every checkpoint's path
+    copy = object.__new__(PersistenceEnvelope)
+    for name in _ENVELOPE_FIELDS:
+        _set(copy, name, getattr(envelope, name))
+    _set(copy, "payload_hash", digest)
+    _set(copy, "outcome_kind", kind)
+    return copy
 
 
 def prepare_intervention(
@@ -325,19 +378,43 @@ def validate_status(status: object) -> TraceStatus | None:
         raise InvalidInput(f"status {status!r} is not one of {names}") from None
 
 
+def validate_list_query(
+    status: object,
+    circuit: object,
+    updated_before_ms: object,
+    limit: object,
+    cursor: str | None,
+) -> tuple[TraceStatus | None, str | None]:
+    """Check every `list_traces` argument; returns the wanted status and cursor position."""
+    wanted = validate_status(status)
+    if circuit is not None:
+        validate_id("circuit", circuit)
+    if updated_before_ms is not None:
+        validate_step(updated_before_ms, what="updated_before_ms")
+    validate_positive("limit", limit, maximum=MAX_PAGE_SIZE)
+    return wanted, decode_cursor(cursor)
+
+
 def encode_cursor(position: str) -> str:
     return base64.urlsafe_b64encode(position.encode()).decode()
 
 
 def decode_cursor(cursor: str | None) -> str | None:
+    """The position `encode_cursor` wrapped; `InvalidInput` for anything it did not make."""
     if cursor is None:
         return None
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
+    position = ""
+    if type(cursor) is str:
+        try:
+            position = base64.urlsafe_b64decode(cursor.encode("ascii")).decode()
+        except ValueError:  # also UnicodeError and binascii.Error
+            position = ""
+    # b64decode skips stray characters: only an exact round trip proves it is ours
+    if not position or encode_cursor(position) != cursor:
         raise InvalidInput(
             f"cursor {cursor!r} is not one this store handed out; pass next_cursor as is"
-        ) from None
+        )
+    return position
 
 
 # --- interventions and digests ----------------------------------------------------
@@ -355,12 +432,15 @@ def pending_intervention(trace: PersistedTrace) -> Intervention | None:
 
 
 def _envelope_record(event: PersistenceEnvelope) -> list[Any]:
+    digest = event.payload_hash
+    if digest is None and event.payload is not None:  # a hand-built trace: hash it the same
+        digest = payload_digest(encode_payload(event.payload))
     return [
         event.step,
-        event.outcome_kind.value,
+        OutcomeKind(event.outcome_kind).value,
         event.node_id,
         event.timestamp_ms,
-        event.payload_hash,
+        digest,
     ]
 
 
@@ -383,3 +463,63 @@ def trace_digest(trace: PersistedTrace) -> str:
         trace.completed_at_ms,
     ]
     return hashlib.sha256(orjson.dumps(record)).hexdigest()
+
+
+# --- restore ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTrace:
+    """A validated trace for `import_trace`: prepared events and intervention payloads."""
+
+    trace: PersistedTrace
+    events: tuple[PreparedEnvelope, ...]
+    superseded: tuple[PreparedEnvelope, ...]
+    interventions: tuple[bytes | None, ...]
+
+
+def prepare_trace(
+    trace: PersistedTrace, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> PreparedTrace:
+    """Validate a whole trace before a restore writes any of it; raises `InvalidInput`."""
+    if type(trace) is not PersistedTrace:
+        raise InvalidInput(f"expected a PersistedTrace, got {type(trace).__name__}")
+    tid = validate_id("trace_id", trace.trace_id)
+    validate_id("circuit", trace.circuit)
+    validate_id("schematic_version", trace.schematic_version)
+    events = tuple(prepare_envelope(e, max_payload_bytes=max_payload_bytes) for e in trace.events)
+    superseded = tuple(
+        prepare_envelope(e, max_payload_bytes=max_payload_bytes) for e in trace.superseded_events
+    )
+    for p in (*events, *superseded):
+        if (p.envelope.trace_id, p.envelope.circuit) != (tid, trace.circuit):
+            raise InvalidInput(
+                f"trace {tid!r} holds an event of trace {p.envelope.trace_id!r} "
+                f"(circuit {p.envelope.circuit!r}); every event must carry the trace's id "
+                "and circuit"
+            )
+    steps = [p.envelope.step for p in events]
+    if any(a >= b for a, b in itertools.pairwise(steps)):
+        raise InvalidInput(f"trace {tid!r} events must be ordered by step, one per step")
+    _check_trace_times(trace)
+    interventions = tuple(
+        prepare_intervention(i, max_payload_bytes=max_payload_bytes) for i in trace.interventions
+    )
+    hashed = replace(
+        trace,
+        events=tuple(p.envelope for p in events),
+        superseded_events=tuple(p.envelope for p in superseded),
+    )
+    return PreparedTrace(hashed, events, superseded, interventions)
+
+
+def _check_trace_times(trace: PersistedTrace) -> None:
+    if trace.resumed_from_step is not None:
+        validate_step(trace.resumed_from_step, what="resumed_from_step", minimum=-1)
+    validate_step(trace.created_at_ms, what="created_at_ms")
+    validate_step(trace.updated_at_ms, what="updated_at_ms")
+    if (trace.completion is None) != (trace.completed_at_ms is None):
+        raise InvalidInput("completion and completed_at_ms must be both set or both None")
+    if trace.completion is not None:
+        validate_completion(trace.completion)
+        validate_step(trace.completed_at_ms, what="completed_at_ms")

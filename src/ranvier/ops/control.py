@@ -1,0 +1,127 @@
+"""Driving traces from the command line: resume, recover, intervene, cancel.
+
+`--app module:attribute` names the pipelines: an Axon or a list of Axons, imported
+from the current directory like uvicorn's `module:app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ranvier.errors import InvalidInput, TraceNotFound
+from ranvier.model import Intervention, JSONValue
+from ranvier.runtime import Axon, RecoveryReport, RunResult
+from ranvier.runtime import cancel as runtime_cancel
+from ranvier.runtime import recover as runtime_recover
+from ranvier.stores.base import PersistenceStore
+
+
+def circuit_of(axon: Any) -> str:
+    if not isinstance(axon, Axon):
+        raise InvalidInput(f"{axon!r} is not an Axon")
+    return axon.name
+
+
+def load_app(spec: str) -> list[Axon]:
+    """The Axons named by `module:attribute` (an Axon or a list/tuple of them)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise InvalidInput(
+            f"--app {spec!r} must look like module:attribute, e.g. myapp.flows:axons"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidInput(f"--app: cannot import {module_name!r} ({exc})") from None
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise InvalidInput(f"--app: {module_name!r} has no attribute {attribute!r}")
+        value = getattr(value, part)
+    axons: list[Any] = list(value) if isinstance(value, list | tuple) else [value]
+    for axon in axons:
+        if not isinstance(axon, Axon):
+            raise InvalidInput(f"--app {spec!r} names {axon!r}, not an Axon or a list of Axons")
+    return axons
+
+
+def by_circuit(axons: Sequence[Axon]) -> dict[str, Axon]:
+    return {circuit_of(a): a for a in axons}
+
+
+async def resume(store: PersistenceStore, trace_id: str, axons: Sequence[Axon]) -> RunResult:
+    """Resume one trace with the Axon of its circuit; returns the run's result."""
+    trace = await store.load(trace_id)
+    if trace is None:
+        raise TraceNotFound(f"no trace is stored under {trace_id!r}")
+    axon = by_circuit(axons).get(trace.circuit)
+    if axon is None:
+        known = ", ".join(sorted(by_circuit(axons))) or "none"
+        raise InvalidInput(
+            f"trace {trace_id!r} belongs to circuit {trace.circuit!r}; --app names only {known}"
+        )
+    return await axon.resume(trace_id, store=store)
+
+
+async def recover(
+    store: PersistenceStore,
+    axons: Sequence[Axon],
+    *,
+    watch: bool = False,
+    concurrency: int = 8,
+    batch_size: int = 100,
+    poll_interval: float = 5.0,
+) -> RecoveryReport:
+    """`ranvier.recover`; in watch mode SIGINT/SIGTERM stop it after the running traces."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if watch:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        return await runtime_recover(
+            store,
+            axons,
+            watch=watch,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            stop=stop,
+        )
+    finally:
+        if watch:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+def parse_payload(text: str | None) -> JSONValue:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"--payload is not JSON ({exc}); quote it, e.g. '{{\"qty\": 2}}'"
+        ) from None
+
+
+async def intervene(
+    store: PersistenceStore, trace_id: str, node: str, payload: JSONValue
+) -> Intervention:
+    intervention = Intervention(target_node=node, payload_override=payload)
+    await store.save_intervention(trace_id, intervention)
+    return intervention
+
+
+async def cancel(store: PersistenceStore, trace_id: str) -> bool:
+    """Complete the trace as CANCELLED; False if it was cancelled already."""
+    return await runtime_cancel(store, trace_id)

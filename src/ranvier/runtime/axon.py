@@ -1,0 +1,233 @@
+"""`Axon`: a named, versioned chain of steps, run durably against a store."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from ranvier.errors import CircuitMismatch, InvalidInput, TraceNotFound
+from ranvier.model import JSONValue, Lease
+from ranvier.runtime.checkpoint import CheckpointPolicy, RetryPolicy
+from ranvier.runtime.compensation import Compensator
+from ranvier.runtime.lease import LeaseKeeper, LeaseSettings
+from ranvier.runtime.plan import Migration, Plan, plan_fresh, plan_resume
+from ranvier.runtime.result import RunResult
+from ranvier.runtime.runner import RunConfig, Runner, StepSpec
+from ranvier.stores.base import PersistenceStore
+from ranvier.stores.rules import validate_id
+from ranvier.stores.url import open_store
+
+T = TypeVar("T")
+Step = Callable[[Any, Any], Any]
+"""A step: `(value, ctx) -> value | Outcome`, sync or async."""
+
+
+class Axon:
+    """A durable pipeline: `Axon("orders", version="1.0").then(validate).then(charge)`.
+
+    Settings (all optional): `checkpoint` (retry and halt/continue policy),
+    `compensation` (the default hook), `compensation_retry`, `lease` (duration and
+    renewal), `auto_complete` and `auto_compensate` (both on by default).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: str = "1",
+        *,
+        checkpoint: CheckpointPolicy | None = None,
+        compensation: Compensator | None = None,
+        compensation_retry: RetryPolicy | None = None,
+        lease: LeaseSettings | None = None,
+        auto_complete: bool = True,
+        auto_compensate: bool = True,
+    ) -> None:
+        self.name = validate_id("circuit", name)
+        self.version = validate_id("version", version)
+        self.checkpoint = checkpoint or CheckpointPolicy()
+        self.compensation = compensation
+        self.compensation_retry = compensation_retry or RetryPolicy()
+        self.lease = lease or LeaseSettings()
+        self.auto_complete = auto_complete
+        self.auto_compensate = auto_compensate
+        self._steps: list[StepSpec] = []
+        self._migrations: dict[str, Migration] = {}
+        self._config: RunConfig | None = None
+
+    # --- building ---------------------------------------------------------------
+
+    def then(
+        self, step: Step, name: str | None = None, *, retry: RetryPolicy | None = None
+    ) -> Axon:
+        """Append a step (named after the function unless `name` is given); returns self."""
+        name = validate_id("step name", name or getattr(step, "__name__", type(step).__name__))
+        if any(s.name == name for s in self._steps):
+            raise InvalidInput(f"pipeline {self.name!r} already has a step named {name!r}")
+        is_async = inspect.iscoroutinefunction(step) or inspect.iscoroutinefunction(
+            getattr(step, "__call__", None)  # noqa: B004 - callable objects with async __call__
+        )
+        self._steps.append(StepSpec(name, step, is_async, retry))
+        self._config = None
+        return self
+
+    def migrate_from(
+        self,
+        version: str,
+        *,
+        restart: bool = False,
+        at: str | None = None,
+        transform: Callable[[JSONValue], JSONValue] | None = None,
+    ) -> Axon:
+        """Let traces written by `version` resume here: from the start, or at step `at`."""
+        if restart == (at is not None):
+            raise InvalidInput("migrate_from needs exactly one of restart=True or at='<step>'")
+        self._migrations[validate_id("version", version)] = Migration(
+            from_version=version, restart=restart, at=at, transform=transform
+        )
+        return self
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self._steps)
+
+    def index_of(self, name: str) -> int:
+        index = self._run_config().index.get(name)
+        if index is None:
+            raise InvalidInput(
+                f"pipeline {self.name!r} has no step named {name!r}; its steps are "
+                f"{', '.join(self.step_names)}"
+            )
+        return index
+
+    def _run_config(self) -> RunConfig:
+        if self._config is None:
+            if not self._steps:
+                raise InvalidInput(f"pipeline {self.name!r} has no steps; add them with .then()")
+            self._config = RunConfig(
+                circuit=self.name,
+                version=self.version,
+                steps=tuple(self._steps),
+                index={s.name: i for i, s in enumerate(self._steps)},
+                checkpoint=self.checkpoint,
+                compensation_retry=self.compensation_retry,
+                auto_complete=self.auto_complete,
+                auto_compensate=self.auto_compensate,
+            )
+        return self._config
+
+    # --- running ----------------------------------------------------------------
+
+    async def run(
+        self,
+        value: JSONValue,
+        *,
+        store: PersistenceStore,
+        trace_id: str | None = None,
+        compensation: Compensator | None = None,
+        resources: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run the pipeline on `value` as trace `trace_id` (generated when None).
+
+        A `trace_id` that is already stored is not started again: it is resumed (or, if
+        completed, its stored result is returned), so a run's id is its idempotency key.
+        """
+        config = self._run_config()
+        if trace_id is None:
+            trace_id = uuid.uuid4().hex
+            keeper = await LeaseKeeper.acquire(store, trace_id, self.lease, self.name)
+            runner = Runner(
+                config, store, trace_id, keeper, resources or {}, self._hook(compensation)
+            )
+            return await runner.execute(plan_fresh(value))
+        return await self._drive(store, trace_id, value, None, compensation, resources, fresh=True)
+
+    async def resume(
+        self,
+        trace_id: str,
+        *,
+        store: PersistenceStore,
+        compensation: Compensator | None = None,
+        resources: Mapping[str, Any] | None = None,
+        lease: Lease | None = None,
+    ) -> RunResult:
+        """Continue an interrupted trace after its last checkpoint (runbook Scenario A).
+
+        A pending intervention wins; a completed trace is returned as stored. `lease`:
+        one already acquired for this trace (by `recover`), held and released here.
+        """
+        return await self._drive(store, trace_id, None, lease, compensation, resources, fresh=False)
+
+    async def _drive(
+        self,
+        store: PersistenceStore,
+        trace_id: str,
+        value: JSONValue,
+        lease: Lease | None,
+        compensation: Compensator | None,
+        resources: Mapping[str, Any] | None,
+        *,
+        fresh: bool,
+    ) -> RunResult:
+        config = self._run_config()
+        if lease is None:
+            keeper = await LeaseKeeper.acquire(store, trace_id, self.lease, self.name)
+        else:
+            keeper = LeaseKeeper(store, lease, self.lease, self.name)
+        runner = Runner(config, store, trace_id, keeper, resources or {}, self._hook(compensation))
+        try:
+            plan, runner.resumed = await self._plan(store, trace_id, value, fresh=fresh)
+        except BaseException:
+            await keeper.release()
+            raise
+        return await runner.execute(plan)
+
+    async def _plan(
+        self, store: PersistenceStore, trace_id: str, value: JSONValue, *, fresh: bool
+    ) -> tuple[Plan, bool]:
+        """The plan, and whether the trace existed (the run continues it)."""
+        trace = await store.load(trace_id)
+        if trace is None:
+            if fresh:
+                return plan_fresh(value), False
+            raise TraceNotFound(f"no trace is stored under {trace_id!r}; nothing to resume")
+        if trace.circuit != self.name:
+            raise CircuitMismatch(
+                f"trace {trace_id!r} belongs to pipeline {trace.circuit!r}, not {self.name!r}"
+            )
+        plan = plan_resume(trace, self.version, self.index_of, self._migrations, len(self._steps))
+        return plan, True
+
+    def _hook(self, compensation: Compensator | None) -> Compensator | None:
+        return compensation if compensation is not None else self.compensation
+
+    # --- blocking helpers for scripts ---------------------------------------------
+
+    def run_sync(
+        self, value: JSONValue, *, store: PersistenceStore | str | None = None, **kwargs: Any
+    ) -> RunResult:
+        """`run` from synchronous code; `store` may be a URL (opened and closed here)."""
+        return _blocking(store, lambda s: self.run(value, store=s, **kwargs))
+
+    def resume_sync(
+        self, trace_id: str, *, store: PersistenceStore | str | None = None, **kwargs: Any
+    ) -> RunResult:
+        """`resume` from synchronous code; `store` may be a URL (opened and closed here)."""
+        return _blocking(store, lambda s: self.resume(trace_id, store=s, **kwargs))
+
+
+def _blocking(
+    store: PersistenceStore | str | None, call: Callable[[PersistenceStore], Awaitable[T]]
+) -> T:
+    async def main() -> T:
+        if store is not None and not isinstance(store, str):
+            return await call(store)
+        opened = await open_store(store)
+        try:
+            return await call(opened)
+        finally:
+            await opened.close()
+
+    return asyncio.run(main())

@@ -1,0 +1,393 @@
+"""The PostgreSQL store: ACID checkpoints, one round trip per append, group commit.
+
+`append` is one statement (`postgres_sql.APPEND`) that locks the trace's state row,
+checks circuit, completion and fencing token, inserts the event with ON CONFLICT DO
+NOTHING and returns what the rules need to tell an identical retry from a conflict;
+concurrent appends share that statement as one multi-row transaction
+(`postgres_batch`). Every time the store records comes from the server's `now()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg
+
+from ranvier.errors import InvalidInput, LeaseLost, RestoreConflict, TraceNotFound
+from ranvier.model import (
+    CompletionState,
+    Intervention,
+    Lease,
+    PersistedTrace,
+    PersistenceEnvelope,
+    ResumeCursor,
+    TracePage,
+    TraceStatus,
+)
+from ranvier.stores import rules
+from ranvier.stores.base import StoreCapabilities
+from ranvier.stores.postgres_batch import RETRY, GroupCommit, Result
+from ranvier.stores.postgres_compensations import PostgresCompensationIdempotencyStore
+from ranvier.stores.postgres_pool import PoolOptions, checkout, create_pool, translate
+from ranvier.stores.postgres_rows import (
+    Pending,
+    append_arguments,
+    append_result,
+    event_columns,
+    intervention_columns,
+    summary_from_row,
+    trace_from_row,
+)
+from ranvier.stores.postgres_schema import drop_schema, ensure_schema, validate_partitions
+from ranvier.stores.postgres_sql import DEFAULT_PREFIX, render, validate_prefix
+
+__all__ = ["PostgresCompensationIdempotencyStore", "PostgresPersistenceStore", "from_url"]
+
+_RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+
+
+def _fence(fence: object) -> int | None:
+    if fence is not None and type(fence) is not int:
+        raise InvalidInput(f"fence must be a lease's int token or None, got {fence!r}")
+    return fence
+
+
+class PostgresPersistenceStore:
+    """Checkpoints in PostgreSQL tables named `<table_prefix>_state`, `_events`, ...
+
+    Build it with `await PostgresPersistenceStore.connect(url)`, or around a pool you
+    own: `PostgresPersistenceStore(pool)`. Call `ensure_schema()` once at startup.
+    """
+
+    adapter = "postgres"
+    capabilities = StoreCapabilities(durable=True, multi_process=True)
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        table_prefix: str = DEFAULT_PREFIX,
+        partitions: int | None = None,
+        acquire_timeout: float = 3.0,
+        max_payload_bytes: int = rules.DEFAULT_MAX_PAYLOAD_BYTES,
+        max_batch: int = 256,
+        max_inflight_batches: int = 2,
+        owns_pool: bool = False,
+    ) -> None:
+        self._pool = pool
+        self._prefix = validate_prefix(table_prefix)
+        self._partitions = validate_partitions(partitions)
+        self._acquire_timeout = acquire_timeout
+        self._max_payload_bytes = rules.validate_positive("max_payload_bytes", max_payload_bytes)
+        self._owns_pool = owns_pool
+        self._sql = render(self._prefix)
+        self._batcher: GroupCommit[Pending] = GroupCommit(
+            self._flush,
+            max_batch=rules.validate_positive("max_batch", max_batch),
+            max_inflight=rules.validate_positive("max_inflight_batches", max_inflight_batches),
+        )
+        self._compensations = PostgresCompensationIdempotencyStore(
+            pool, self._sql, acquire_timeout=acquire_timeout
+        )
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        min_connections: int = 5,
+        max_connections: int = 20,
+        acquire_timeout: float = 3.0,
+        connect_timeout: float = 10.0,
+        command_timeout: float | None = None,
+        **options: Any,
+    ) -> PostgresPersistenceStore:
+        """Open a pool on `url` with the runbook's sizing; other options go to the store."""
+        pool_options = PoolOptions(
+            min_connections=min_connections,
+            max_connections=max_connections,
+            acquire_timeout=acquire_timeout,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+        validate_prefix(options.get("table_prefix", DEFAULT_PREFIX))  # before connecting
+        pool = await create_pool(url, pool_options)
+        return cls(pool, acquire_timeout=acquire_timeout, owns_pool=True, **options)
+
+    def with_table_prefix(self, prefix: str) -> PostgresPersistenceStore:
+        """A store on the same pool over the tables `<prefix>_*` (it does not own the pool)."""
+        return PostgresPersistenceStore(
+            self._pool,
+            table_prefix=validate_prefix(prefix),
+            partitions=self._partitions,
+            acquire_timeout=self._acquire_timeout,
+            max_payload_bytes=self._max_payload_bytes,
+            max_batch=self._batcher.max_batch,
+            max_inflight_batches=self._batcher.max_inflight,
+        )
+
+    @property
+    def table_prefix(self) -> str:
+        return self._prefix
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    @property
+    def compensations(self) -> PostgresCompensationIdempotencyStore:
+        return self._compensations
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        async with checkout(self._pool, self._acquire_timeout) as conn:
+            yield conn
+
+    async def ensure_schema(self, partitions: int | None = None) -> None:
+        """Create or upgrade the tables; with `partitions` the events are hash-partitioned."""
+        wanted = self._partitions if partitions is None else validate_partitions(partitions)
+        async with self._conn() as conn:
+            await ensure_schema(conn, self._prefix, wanted)
+
+    async def drop_schema(self) -> None:
+        """Drop every table of this prefix with all its data (tests, benchmarks)."""
+        async with self._conn() as conn:
+            await drop_schema(conn, self._prefix)
+
+    # --- append -------------------------------------------------------------------
+
+    async def append(self, envelope: PersistenceEnvelope, *, fence: int | None = None) -> None:
+        prepared = rules.prepare_envelope(envelope, max_payload_bytes=self._max_payload_bytes)
+        pending: Pending = (prepared, _fence(fence))
+        await self._batcher.submit(prepared.envelope.trace_id, pending)
+
+    async def _flush(self, batch: Sequence[Pending]) -> list[Result]:
+        """One APPEND statement for the batch: one transaction, one round trip."""
+        try:
+            async with self._conn() as conn:
+                rows = await conn.fetch(self._sql.append, *append_arguments(batch))
+        except _RETRYABLE:  # another process locked the same traces in another order
+            return [RETRY] * len(batch)
+        return [append_result(p, row) for p, row in zip(batch, rows, strict=True)]
+
+    # --- reads --------------------------------------------------------------------
+
+    async def load(self, trace_id: str) -> PersistedTrace | None:
+        rules.validate_id("trace_id", trace_id)
+        async with self._conn() as conn:
+            row = await conn.fetchrow(self._sql.load, trace_id)
+        return None if row is None else trace_from_row(trace_id, row)
+
+    async def list_traces(
+        self,
+        *,
+        status: TraceStatus | None = None,
+        circuit: str | None = None,
+        updated_before_ms: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> TracePage:
+        wanted = rules.validate_status(status)
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+        after = rules.decode_cursor(cursor)
+        if circuit is not None:
+            rules.validate_id("circuit", circuit)
+        if updated_before_ms is not None:
+            rules.validate_step(updated_before_ms, what="updated_before_ms")
+        code = "any" if wanted is None else wanted.value
+        if wanted in rules.COMPLETION_OF_STATUS:
+            code = rules.COMPLETION_OF_STATUS[wanted].value
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                self._sql.list_traces, after or "", circuit, updated_before_ms, code, limit
+            )
+        items = tuple(summary_from_row(row) for row in rows)
+        last = rules.encode_cursor(items[-1].trace_id) if len(items) == limit else None
+        return TracePage(items=items, next_cursor=last)
+
+    async def now_ms(self) -> int:
+        async with self._conn() as conn:
+            now: int = await conn.fetchval(self._sql.now_ms)
+        return now
+
+    # --- state changes (checked in Python under the trace's row lock) ------------
+
+    async def _locked(self, conn: Any, trace_id: str, fence: int | None) -> Any:
+        row = await conn.fetchrow(self._sql.lock_trace, trace_id, fence is not None)
+        if row is None:
+            raise TraceNotFound(f"no trace is stored under {trace_id!r}")
+        return row
+
+    @staticmethod
+    def _check_fence(trace_id: str, fence: int | None, row: Any) -> None:
+        rules.check_fence(trace_id, fence, row["token"], row["expires_at_ms"], row["now_ms"])
+
+    async def resume(
+        self, trace_id: str, from_step: int, *, fence: int | None = None
+    ) -> ResumeCursor:
+        rules.validate_id("trace_id", trace_id)
+        fence = _fence(fence)
+        async with self._conn() as conn, conn.transaction():
+            row = await self._locked(conn, trace_id, fence)
+            rules.check_open(trace_id, row["completion"])
+            step = rules.check_resume_step(trace_id, from_step, row["last_step"])
+            self._check_fence(trace_id, fence, row)
+            await conn.execute(self._sql.resume, trace_id, step, row["epoch"] + 1)
+        return ResumeCursor(trace_id=trace_id, next_step=step + 1)
+
+    async def complete(
+        self, trace_id: str, state: CompletionState, *, fence: int | None = None
+    ) -> None:
+        state = rules.validate_completion(state)
+        rules.validate_id("trace_id", trace_id)
+        fence = _fence(fence)
+        async with self._conn() as conn, conn.transaction():
+            row = await self._locked(conn, trace_id, fence)
+            if not rules.completion_change(trace_id, row["completion"], state):
+                return
+            self._check_fence(trace_id, fence, row)
+            await conn.execute(self._sql.complete, trace_id, state.value)
+
+    async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
+        data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)
+        rules.validate_id("trace_id", trace_id)
+        async with self._conn() as conn, conn.transaction():
+            row = await self._locked(conn, trace_id, None)
+            rules.check_open(trace_id, row["completion"])
+            await conn.execute(
+                self._sql.save_intervention,
+                trace_id,
+                intervention.target_node,
+                intervention.timestamp_ms,
+                None if data is None else data.decode(),
+            )
+
+    # --- deletes ------------------------------------------------------------------
+
+    async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
+        """Delete traces completed before `cutoff_ms`, one short transaction per batch."""
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        rules.validate_positive("batch_size", batch_size, maximum=rules.MAX_BATCH_SIZE)
+        total = 0
+        while True:
+            async with self._conn() as conn:
+                purged: int = await conn.fetchval(self._sql.purge_batch, cutoff_ms, batch_size)
+            total += purged
+            if purged < batch_size:
+                return total
+
+    async def delete(self, trace_id: str) -> bool:
+        rules.validate_id("trace_id", trace_id)
+        async with self._conn() as conn:
+            deleted: int = await conn.fetchval(self._sql.delete_trace, trace_id)
+        return deleted > 0
+
+    # --- restore ------------------------------------------------------------------
+
+    async def import_trace(self, trace: PersistedTrace) -> bool:
+        prepared = rules.prepare_trace(trace, max_payload_bytes=self._max_payload_bytes)
+        trace = prepared.trace
+        epoch, columns = event_columns(prepared.events, prepared.superseded)
+        interventions = list(zip(trace.interventions, prepared.interventions, strict=True))
+        async with self._conn() as conn, conn.transaction():
+            created = await conn.fetchval(
+                self._sql.import_state,
+                trace.trace_id,
+                trace.circuit,
+                trace.schematic_version,
+                trace.resumed_from_step,
+                epoch,
+                None if trace.completion is None else CompletionState(trace.completion).value,
+                trace.created_at_ms,
+                trace.updated_at_ms,
+                trace.completed_at_ms,
+            )
+            if created is not None:
+                await conn.execute(self._sql.import_events, trace.trace_id, *columns)
+                if interventions:
+                    await conn.execute(
+                        self._sql.import_interventions,
+                        trace.trace_id,
+                        *intervention_columns(interventions),
+                    )
+                return True
+        existing = await self.load(trace.trace_id)
+        if existing is not None and rules.trace_digest(existing) == rules.trace_digest(trace):
+            return False
+        raise RestoreConflict(
+            f"trace {trace.trace_id!r} is already stored with different content; "
+            "delete it first to restore the backup's version"
+        )
+
+    # --- leases -------------------------------------------------------------------
+
+    async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
+        ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
+        async with self._conn() as conn:
+            row = await conn.fetchrow(self._sql.acquire_lease, trace_id, holder, ttl_ms)
+        if row is None:
+            return None
+        return Lease(
+            trace_id=trace_id, holder=holder, token=row["token"], expires_at_ms=row["expires_at_ms"]
+        )
+
+    async def renew_lease(self, lease: Lease, ttl_ms: int) -> Lease:
+        ttl_ms = rules.validate_lease_request(lease.trace_id, lease.holder, ttl_ms)
+        async with self._conn() as conn:
+            row = await conn.fetchrow(self._sql.renew_lease, lease.trace_id, lease.token, ttl_ms)
+        if row["renewed_ms"] is not None:
+            return replace(lease, expires_at_ms=row["renewed_ms"])
+        rules.check_fence(
+            lease.trace_id, lease.token, row["token"], row["expires_at_ms"], row["now_ms"]
+        )
+        raise LeaseLost(f"the lease on trace {lease.trace_id!r} was released")
+
+    async def release_lease(self, lease: Lease) -> bool:
+        rules.validate_id("trace_id", lease.trace_id)
+        async with self._conn() as conn:
+            live = await conn.fetchval(self._sql.release_lease, lease.trace_id, lease.token)
+        return bool(live)
+
+    async def get_lease(self, trace_id: str) -> Lease | None:
+        rules.validate_id("trace_id", trace_id)
+        async with self._conn() as conn:
+            row = await conn.fetchrow(self._sql.get_lease, trace_id)
+        if row is None:
+            return None
+        return Lease(
+            trace_id=trace_id,
+            holder=row["holder"],
+            token=row["token"],
+            expires_at_ms=row["expires_at_ms"],
+        )
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self._batcher.close()
+        if self._owns_pool:
+            with translate():
+                await self._pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def from_url(url: str, **options: Any) -> PostgresPersistenceStore:
+    """`postgresql://user:pass@host:5432/db` (or `postgres://`), for `open_store`.
+
+    Takes `table_prefix=`, `partitions=` and the pool options of `connect`.
+    """
+    return await PostgresPersistenceStore.connect(url, **options)

@@ -1,0 +1,183 @@
+"""Between PostgreSQL rows and ranvier's value objects, with the rules of `append`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ranvier.errors import RanvierError
+from ranvier.model import (
+    CompletionState,
+    Intervention,
+    OutcomeKind,
+    PersistedTrace,
+    PersistenceEnvelope,
+    TraceSummary,
+)
+from ranvier.stores import rules
+from ranvier.stores.postgres_batch import RETRY, Result
+
+Pending = tuple[rules.PreparedEnvelope, int | None]
+"""An append waiting for group commit: the prepared envelope and its fencing token."""
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode()
+
+
+def append_arguments(batch: Sequence[Pending]) -> list[list[Any]]:
+    """The APPEND statement's parameters: ten arrays, one element per envelope, then the
+    ids of the traces whose envelope carries a fence (their lease rows are locked)."""
+    columns: list[list[Any]] = [[] for _ in range(11)]
+    for prepared, fence in batch:
+        e = prepared.envelope
+        values = (
+            e.trace_id,
+            e.circuit,
+            e.schematic_version,
+            e.step,
+            e.outcome_kind.value,
+            e.node_id,
+            e.timestamp_ms,
+            e.payload_hash,
+            _text(prepared.payload_json),
+            fence,
+        )
+        for column, value in zip(columns[:10], values, strict=True):
+            column.append(value)
+        if fence is not None:
+            columns[10].append(e.trace_id)
+    return columns
+
+
+def append_result(pending: Pending, row: Any) -> Result:
+    """What one row of APPEND means: written, an identical retry, a rule's error, or retry.
+
+    The statement wrote the row only if every check passed; when it did not, the rules
+    decide on the state it returned. A row neither written nor explained by the returned
+    state raced another writer of the same trace: it is run again on a fresh snapshot.
+    """
+    if row["written"]:
+        return None
+    prepared, fence = pending
+    env = prepared.envelope
+    try:
+        rules.check_fence(env.trace_id, fence, row["token"], row["expires_at_ms"], row["now_ms"])
+        if row["found"]:
+            rules.check_circuit(row["circuit"], env)
+            rules.check_open(env.trace_id, row["completion"])
+            if row["old"] is not None:
+                kind, node_id, payload_hash = row["old"]
+                rules.check_reappend(kind, node_id, payload_hash, env)
+                return None  # an identical retry: nothing to write
+    except RanvierError as exc:
+        return exc
+    return RETRY
+
+
+_KINDS = {kind.value: kind for kind in OutcomeKind}
+
+
+def trace_from_row(trace_id: str, row: Any) -> PersistedTrace:
+    """A trace from LOAD's row."""
+    circuit = row["circuit"]
+    live: list[PersistenceEnvelope] = []
+    superseded: list[PersistenceEnvelope] = []
+    for generation, step, version, kind, node_id, ts, payload_hash, payload in (
+        orjson.loads(row["events"]) if row["events"] else ()
+    ):
+        (superseded if generation else live).append(
+            PersistenceEnvelope(
+                trace_id=trace_id,
+                circuit=circuit,
+                schematic_version=version,
+                step=step,
+                outcome_kind=_KINDS[kind],
+                node_id=node_id,
+                timestamp_ms=ts,
+                payload_hash=payload_hash,
+                payload=payload,
+            )
+        )
+    raw = orjson.loads(row["interventions"]) if row["interventions"] else ()
+    interventions = tuple(
+        Intervention(target_node=node, timestamp_ms=ts, payload_override=override)
+        for node, ts, override in raw
+    )
+    completion = row["completion"]
+    return PersistedTrace(
+        trace_id=trace_id,
+        circuit=circuit,
+        schematic_version=row["schematic_version"],
+        events=tuple(live),
+        interventions=interventions,
+        resumed_from_step=row["resumed_from_step"],
+        completion=None if completion is None else CompletionState(completion),
+        created_at_ms=row["created_at_ms"],
+        updated_at_ms=row["updated_at_ms"],
+        completed_at_ms=row["completed_at_ms"],
+        superseded_events=tuple(superseded),
+    )
+
+
+def summary_from_row(row: Any) -> TraceSummary:
+    completion = row["completion"]
+    return TraceSummary(
+        trace_id=row["trace_id"],
+        circuit=row["circuit"],
+        schematic_version=row["schematic_version"],
+        status=rules.trace_status(completion, row["lease_live"]),
+        completion=None if completion is None else CompletionState(completion),
+        last_step=row["last_step"],
+        event_count=row["event_count"],
+        resumed_from_step=row["resumed_from_step"],
+        created_at_ms=row["created_at_ms"],
+        updated_at_ms=row["updated_at_ms"],
+        completed_at_ms=row["completed_at_ms"],
+    )
+
+
+def event_columns(
+    events: Sequence[rules.PreparedEnvelope], superseded: Sequence[rules.PreparedEnvelope]
+) -> tuple[int, list[list[Any]]]:
+    """IMPORT_EVENTS' array parameters, and the epoch the restored trace is at.
+
+    Superseded events are numbered into generations 1, 2, ... so that a new generation
+    starts wherever the step order restarts: loading them back gives the same order.
+    """
+    rows: list[tuple[int, rules.PreparedEnvelope]] = [(0, p) for p in events]
+    generation, previous = 0, None
+    for p in superseded:
+        if previous is None or p.envelope.step <= previous:
+            generation += 1
+        previous = p.envelope.step
+        rows.append((generation, p))
+    columns: list[list[Any]] = [[] for _ in range(8)]
+    for gen, p in rows:
+        e = p.envelope
+        values = (
+            gen,
+            e.step,
+            e.schematic_version,
+            e.outcome_kind.value,
+            e.node_id,
+            e.timestamp_ms,
+            e.payload_hash,
+            _text(p.payload_json),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return generation, columns
+
+
+def intervention_columns(
+    interventions: Sequence[tuple[Intervention, bytes | None]],
+) -> list[list[Any]]:
+    return [
+        list(range(1, len(interventions) + 1)),
+        [i.target_node for i, _ in interventions],
+        [i.timestamp_ms for i, _ in interventions],
+        [_text(data) for _, data in interventions],
+    ]

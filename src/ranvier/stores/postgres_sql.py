@@ -1,0 +1,367 @@
+"""Every SQL statement of the PostgreSQL adapter, as named templates.
+
+Table names are filled in from a table prefix that `validate_prefix` has checked to be
+a plain lowercase SQL identifier; values always travel as parameters. Times are the
+server's `now()` truncated to milliseconds, so that `*_ms` values read back exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+from ranvier.errors import InvalidInput
+
+DEFAULT_PREFIX = "ranvier_persistence"
+_PREFIX_RE = re.compile(r"[a-z_][a-z0-9_]*")
+MAX_PREFIX_LENGTH = 63 - len("_compensation_idempotency")
+"""PostgreSQL truncates identifiers at 63 bytes; the longest table suffix must fit."""
+
+
+def validate_prefix(prefix: object) -> str:
+    """A lowercase SQL identifier short enough for every table name, else `InvalidInput`."""
+    if type(prefix) is not str or not _PREFIX_RE.fullmatch(prefix):
+        raise InvalidInput(
+            f"table prefix {prefix!r} is not a plain SQL identifier; use lowercase letters, "
+            "digits and underscores, starting with a letter or underscore"
+        )
+    if len(prefix) > MAX_PREFIX_LENGTH:
+        raise InvalidInput(
+            f"table prefix {prefix!r} is {len(prefix)} characters; use at most {MAX_PREFIX_LENGTH}"
+        )
+    return prefix
+
+
+NOW = "date_trunc('milliseconds', now())"
+
+
+def ms(expr: str) -> str:
+    """SQL for a timestamptz expression as unix milliseconds."""
+    return f"(extract(epoch FROM {expr}) * 1000)::bigint"
+
+
+def ts(param: str) -> str:
+    """SQL for a unix-millisecond parameter as timestamptz."""
+    return f"(timestamptz 'epoch' + {param}::bigint * interval '1 millisecond')"
+
+
+# --- append (one statement for one envelope or a whole group-commit batch) --------
+
+APPEND = f"""
+WITH inp AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],
+                         $6::text[], $7::bigint[], $8::text[], $9::json[], $10::bigint[])
+        WITH ORDINALITY AS i(trace_id, circuit, schematic_version, step, outcome_kind,
+                             node_id, timestamp_ms, payload_hash, payload, fence, idx)
+), cur AS (  -- locked: concurrent writers of one trace queue here, and see its latest state
+    SELECT s.trace_id, s.circuit, s.completion FROM {{state}} s
+    WHERE s.trace_id = ANY($1::text[])  -- = ANY(array): index lookups whatever the estimates
+    ORDER BY s.trace_id FOR NO KEY UPDATE
+), lease AS (
+    SELECT l.trace_id, l.token, l.expires_at FROM {{leases}} l
+    WHERE l.trace_id = ANY($11::text[])  -- the traces whose envelope carries a fence
+    ORDER BY l.trace_id FOR SHARE
+), ok AS (  -- the rows every check passes; the others write nothing
+    SELECT inp.* FROM inp
+    LEFT JOIN cur USING (trace_id) LEFT JOIN lease USING (trace_id)
+    WHERE (inp.fence IS NULL OR (lease.token = inp.fence AND lease.expires_at > now()))
+      AND (cur.trace_id IS NULL OR (cur.circuit = inp.circuit AND cur.completion IS NULL))
+), created AS (
+    INSERT INTO {{state}} AS s (trace_id, circuit, schematic_version, created_at, updated_at)
+    SELECT trace_id, circuit, schematic_version, {NOW}, {NOW} FROM ok
+    WHERE trace_id NOT IN (SELECT trace_id FROM cur)
+    ORDER BY trace_id
+    ON CONFLICT (trace_id) DO NOTHING
+    RETURNING s.trace_id
+), ev AS (
+    INSERT INTO {{events}} AS e (trace_id, generation, step, schematic_version, outcome_kind,
+                                node_id, timestamp_ms, payload_hash, payload)
+    SELECT trace_id, 0, step, schematic_version, outcome_kind, node_id, timestamp_ms,
+           payload_hash, payload
+    FROM ok WHERE trace_id IN (SELECT trace_id FROM cur UNION ALL SELECT trace_id FROM created)
+    ON CONFLICT DO NOTHING
+    RETURNING e.trace_id
+), touched AS (
+    UPDATE {{state}} s SET updated_at = {NOW} FROM ev
+    WHERE s.trace_id = ev.trace_id AND ev.trace_id IN (SELECT trace_id FROM cur)
+    RETURNING s.trace_id
+)
+SELECT r.*,
+       CASE WHEN NOT r.written THEN (  -- only then: a retry or a conflict, or a race
+           SELECT ARRAY[o.outcome_kind, o.node_id, o.payload_hash] FROM {{events}} o
+           WHERE o.trace_id = r.trace_id AND o.generation = 0 AND o.step = r.step
+       ) END AS old
+FROM (
+    SELECT inp.idx, inp.trace_id, inp.step, cur.trace_id IS NOT NULL AS found,
+           cur.circuit, cur.completion, inp.trace_id IN (SELECT trace_id FROM ev) AS written,
+           lease.token, {ms("lease.expires_at")} AS expires_at_ms, {ms("now()")} AS now_ms
+    FROM inp LEFT JOIN cur USING (trace_id) LEFT JOIN lease USING (trace_id)
+) r
+ORDER BY r.idx
+"""
+
+# --- reads ------------------------------------------------------------------------
+
+LOAD = f"""
+SELECT s.circuit, s.schematic_version, s.resumed_from_step, s.completion,
+       {ms("s.created_at")} AS created_at_ms, {ms("s.updated_at")} AS updated_at_ms,
+       {ms("s.completed_at")} AS completed_at_ms,
+       (SELECT json_agg(json_build_array(e.generation, e.step, e.schematic_version,
+                                         e.outcome_kind, e.node_id, e.timestamp_ms,
+                                         e.payload_hash, e.payload)
+                        ORDER BY e.generation, e.step)
+        FROM {{events}} e WHERE e.trace_id = s.trace_id) AS events,
+       (SELECT json_agg(json_build_array(i.target_node, i.timestamp_ms, i.payload_override)
+                        ORDER BY i.seq)
+        FROM {{interventions}} i WHERE i.trace_id = s.trace_id) AS interventions
+FROM {{state}} s WHERE s.trace_id = $1
+"""
+"""The trace's row with its events (live first, then superseded in resume order) and
+interventions as JSON arrays: one round trip, and one JSON parse for the whole trace."""
+
+_LIVE_LEASE = "(l.holder IS NOT NULL AND l.expires_at > now())"
+
+LIST_TRACES = f"""
+SELECT s.trace_id, s.circuit, s.schematic_version, s.completion, s.resumed_from_step,
+       {ms("s.created_at")} AS created_at_ms, {ms("s.updated_at")} AS updated_at_ms,
+       {ms("s.completed_at")} AS completed_at_ms,
+       coalesce({_LIVE_LEASE}, false) AS lease_live, live.last_step, live.event_count
+FROM {{state}} s
+LEFT JOIN {{leases}} l ON l.trace_id = s.trace_id
+CROSS JOIN LATERAL (
+    SELECT max(e.step) AS last_step, count(*) AS event_count
+    FROM {{events}} e WHERE e.trace_id = s.trace_id AND e.generation = 0
+) live
+WHERE s.trace_id > $1
+  AND ($2::text IS NULL OR s.circuit = $2)
+  AND ($3::bigint IS NULL OR s.updated_at < {ts("$3")})
+  AND CASE $4::text
+        WHEN 'any' THEN true
+        WHEN 'running' THEN s.completion IS NULL AND coalesce({_LIVE_LEASE}, false)
+        WHEN 'interrupted' THEN s.completion IS NULL AND NOT coalesce({_LIVE_LEASE}, false)
+        WHEN 'completed' THEN s.completion IS NOT NULL
+        ELSE s.completion = $4
+      END
+ORDER BY s.trace_id
+LIMIT $5
+"""
+
+NOW_MS = f"SELECT {ms('now()')}"
+
+# --- resume, complete, interventions (checked in Python inside one transaction) ---
+
+LOCK_TRACE = f"""
+WITH l AS (SELECT token, expires_at FROM {{leases}} WHERE trace_id = $1 AND $2 FOR SHARE)
+SELECT s.completion, s.epoch,
+       (SELECT max(step) FROM {{events}} e WHERE e.trace_id = $1 AND e.generation = 0)
+           AS last_step,
+       (SELECT token FROM l) AS token, (SELECT {ms("expires_at")} FROM l) AS expires_at_ms,
+       {ms("now()")} AS now_ms
+FROM {{state}} s WHERE s.trace_id = $1
+FOR NO KEY UPDATE OF s
+"""
+
+RESUME = f"""
+WITH moved AS (
+    UPDATE {{events}} SET generation = $3
+    WHERE trace_id = $1 AND generation = 0 AND step > $2
+)
+UPDATE {{state}} SET resumed_from_step = $2, epoch = $3, updated_at = {NOW}
+WHERE trace_id = $1
+"""
+
+COMPLETE = f"""
+UPDATE {{state}} SET completion = $2, completed_at = {NOW}, updated_at = {NOW}
+WHERE trace_id = $1
+"""
+
+SAVE_INTERVENTION = f"""
+WITH added AS (
+    INSERT INTO {{interventions}} (trace_id, seq, target_node, timestamp_ms, payload_override)
+    SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4::json
+    FROM {{interventions}} WHERE trace_id = $1
+)
+UPDATE {{state}} SET updated_at = {NOW} WHERE trace_id = $1
+"""
+
+# --- deletes ----------------------------------------------------------------------
+
+PURGE_BATCH = f"""
+WITH doomed AS (
+    SELECT trace_id FROM {{state}}
+    WHERE completion IS NOT NULL AND completed_at < {ts("$1")}
+    ORDER BY completed_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), e AS (
+    DELETE FROM {{events}} WHERE trace_id IN (SELECT trace_id FROM doomed)
+), l AS (
+    DELETE FROM {{leases}} WHERE trace_id IN (SELECT trace_id FROM doomed)
+), s AS (  -- interventions go with their state row (ON DELETE CASCADE)
+    DELETE FROM {{state}} WHERE trace_id IN (SELECT trace_id FROM doomed) RETURNING 1
+)
+SELECT count(*) FROM s
+"""
+
+DELETE_TRACE = """
+WITH e AS (
+    DELETE FROM {events} WHERE trace_id = $1
+), l AS (
+    DELETE FROM {leases} WHERE trace_id = $1
+), s AS (
+    DELETE FROM {state} WHERE trace_id = $1 RETURNING 1
+)
+SELECT count(*) FROM s
+"""
+
+# --- restore ----------------------------------------------------------------------
+
+IMPORT_STATE = f"""
+INSERT INTO {{state}} (trace_id, circuit, schematic_version, resumed_from_step, epoch,
+                       completion, created_at, updated_at, completed_at)
+VALUES ($1, $2, $3, $4, $5, $6, {ts("$7")}, {ts("$8")}, {ts("$9")})
+ON CONFLICT (trace_id) DO NOTHING
+RETURNING 1
+"""
+
+IMPORT_EVENTS = """
+INSERT INTO {events} (trace_id, generation, step, schematic_version, outcome_kind, node_id,
+                      timestamp_ms, payload_hash, payload)
+SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::text[],
+                         $7::bigint[], $8::text[], $9::json[])
+"""
+
+IMPORT_INTERVENTIONS = """
+INSERT INTO {interventions} (trace_id, seq, target_node, timestamp_ms, payload_override)
+SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::json[])
+"""
+
+# --- leases (the token survives release, so it only ever grows) -------------------
+
+ACQUIRE_LEASE = f"""
+INSERT INTO {{leases}} AS l (trace_id, holder, token, expires_at)
+VALUES ($1, $2, 1, {NOW} + $3::bigint * interval '1 millisecond')
+ON CONFLICT (trace_id) DO UPDATE
+    SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at
+    WHERE l.holder IS NULL OR l.expires_at <= now()
+RETURNING l.token, {ms("l.expires_at")} AS expires_at_ms
+"""
+
+RENEW_LEASE = f"""
+WITH renewed AS (
+    UPDATE {{leases}} SET expires_at = {NOW} + $3::bigint * interval '1 millisecond'
+    WHERE trace_id = $1 AND token = $2 AND holder IS NOT NULL AND expires_at > now()
+    RETURNING expires_at
+)
+SELECT (SELECT {ms("expires_at")} FROM renewed) AS renewed_ms,
+       l.token, {ms("l.expires_at")} AS expires_at_ms, {ms("now()")} AS now_ms
+FROM (SELECT 1) one LEFT JOIN {{leases}} l ON l.trace_id = $1
+"""
+
+RELEASE_LEASE = """
+WITH old AS (
+    SELECT expires_at > now() AS live FROM {leases}
+    WHERE trace_id = $1 AND token = $2 AND holder IS NOT NULL
+    FOR UPDATE
+), released AS (
+    UPDATE {leases} SET holder = NULL, expires_at = timestamptz 'epoch'
+    WHERE trace_id = $1 AND token = $2 AND holder IS NOT NULL
+)
+SELECT live FROM old
+"""
+
+GET_LEASE = f"""
+SELECT holder, token, {ms("expires_at")} AS expires_at_ms FROM {{leases}}
+WHERE trace_id = $1 AND holder IS NOT NULL AND expires_at > now()
+"""
+
+# --- compensation idempotency ----------------------------------------------------
+
+_RECORD = f"""idempotency_key, state, {ms("claimed_at")} AS claimed_at_ms,
+       {ms("compensated_at")} AS compensated_at_ms"""
+
+CLAIM = f"""
+INSERT INTO {{compensations}} (idempotency_key, state, claimed_at)
+VALUES ($1, 'claimed', {NOW})
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING 1
+"""
+
+MARK_COMPENSATED = f"""
+INSERT INTO {{compensations}} AS c (idempotency_key, state, claimed_at, compensated_at)
+VALUES ($1, 'compensated', {NOW}, {NOW})
+ON CONFLICT (idempotency_key) DO UPDATE
+    SET state = 'compensated', compensated_at = excluded.compensated_at
+    WHERE c.state <> 'compensated'
+"""
+
+GET_COMPENSATION = f"SELECT {_RECORD} FROM {{compensations}} WHERE idempotency_key = $1"
+
+RELEASE_COMPENSATION = """
+DELETE FROM {compensations} WHERE idempotency_key = $1 AND state = 'claimed' RETURNING 1
+"""
+
+LIST_UNFINISHED = f"""
+SELECT {_RECORD} FROM {{compensations}} WHERE state = 'claimed'
+ORDER BY claimed_at, idempotency_key LIMIT $1
+"""
+
+PURGE_COMPENSATIONS = f"""
+WITH doomed AS (
+    SELECT idempotency_key FROM {{compensations}} WHERE claimed_at < {ts("$1")}
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), d AS (
+    DELETE FROM {{compensations}} WHERE idempotency_key IN (SELECT idempotency_key FROM doomed)
+    RETURNING 1
+)
+SELECT count(*) FROM d
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """The statements above with one prefix's table names filled in."""
+
+    append: str
+    load: str
+    list_traces: str
+    now_ms: str
+    lock_trace: str
+    resume: str
+    complete: str
+    save_intervention: str
+    purge_batch: str
+    delete_trace: str
+    import_state: str
+    import_events: str
+    import_interventions: str
+    acquire_lease: str
+    renew_lease: str
+    release_lease: str
+    get_lease: str
+    claim: str
+    mark_compensated: str
+    get_compensation: str
+    release_compensation: str
+    list_unfinished: str
+    purge_compensations: str
+
+
+def table_names(prefix: str) -> dict[str, str]:
+    prefix = validate_prefix(prefix)
+    return {
+        "state": f"{prefix}_state",
+        "events": f"{prefix}_events",
+        "interventions": f"{prefix}_interventions",
+        "leases": f"{prefix}_leases",
+        "compensations": f"{prefix}_compensation_idempotency",
+        "schema_version": f"{prefix}_schema_version",
+    }
+
+
+def render(prefix: str) -> Statements:
+    """Every statement for tables named `<prefix>_state`, `<prefix>_events`, ..."""
+    names = table_names(prefix)
+    templates = globals()
+    return Statements(
+        **{f.name: templates[f.name.upper()].format(**names) for f in fields(Statements)}
+    )

@@ -1,0 +1,382 @@
+"""The Redis store: one Lua script per write, all of a trace's keys on one hash slot.
+
+Key shapes and scripts are in `redis_keys`, record codecs in `redis_codec`, coalescing
+and error translation in `redis_batch`, SCAN walks in `redis_scan`. Every rule is
+decided by `ranvier.stores.rules`: a script that finds a reason to refuse writes
+nothing and returns what it found, and Python raises through the rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, Self
+
+from ranvier.errors import RanvierError, RestoreConflict, TraceNotFound
+from ranvier.model import (
+    CompletionState,
+    Intervention,
+    Lease,
+    PersistedTrace,
+    PersistenceEnvelope,
+    ResumeCursor,
+    TracePage,
+    TraceStatus,
+    TraceSummary,
+)
+from ranvier.stores import redis_codec as codec
+from ranvier.stores import redis_keys as k
+from ranvier.stores import rules
+from ranvier.stores.base import StoreCapabilities
+from ranvier.stores.redis_batch import AnyRedis, Script, ScriptRunner, translate
+from ranvier.stores.redis_compensation import RedisCompensationIdempotencyStore, ttl_arg
+from ranvier.stores.redis_connect import client_from_url
+from ranvier.stores.redis_scan import ScanPosition, primaries, scan_all
+
+_APPEND, _RESUME = Script(k.APPEND), Script(k.RESUME)
+_COMPLETE, _INTERVENE, _SUMMARY = Script(k.COMPLETE), Script(k.INTERVENE), Script(k.SUMMARY)
+_PURGE, _DELETE, _IMPORT = Script(k.PURGE), Script(k.DELETE), Script(k.IMPORT)
+_ACQUIRE, _RENEW = Script(k.LEASE_ACQUIRE), Script(k.LEASE_RENEW)
+_RELEASE, _GET_LEASE = Script(k.LEASE_RELEASE), Script(k.LEASE_GET)
+SCRIPTS = (_APPEND, _RESUME, _COMPLETE, _INTERVENE, _SUMMARY, _ACQUIRE, _GET_LEASE)
+"""Preloaded by ensure_schema (the others are loaded on first use, after a NOSCRIPT)."""
+
+
+def _opt_int(value: bytes | None) -> int | None:
+    return None if not value else int(value)
+
+
+def _request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RedisPersistenceStore:
+    """Checkpoints in Redis or Redis Cluster; durable as far as the server's AOF is."""
+
+    adapter = "redis"
+    capabilities = StoreCapabilities(durable=True, multi_process=True)
+
+    def __init__(
+        self,
+        client: AnyRedis,
+        *,
+        prefix: str = k.DEFAULT_PREFIX,
+        ttl_seconds: int | None = None,
+        max_payload_bytes: int = rules.DEFAULT_MAX_PAYLOAD_BYTES,
+        owns_client: bool = False,
+    ) -> None:
+        """A store on an existing redis-py asyncio client (`Redis` or `RedisCluster`)."""
+        self._client = client
+        self._prefix = k.validate_prefix(prefix)
+        self._ttl = ttl_arg(ttl_seconds)
+        self._max_payload_bytes = rules.validate_positive("max_payload_bytes", max_payload_bytes)
+        self._owns_client = owns_client
+        self._runner = ScriptRunner(client)
+        self._compensations = RedisCompensationIdempotencyStore(
+            client, prefix=prefix, ttl_seconds=ttl_seconds, runner=self._runner
+        )
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        prefix: str = k.DEFAULT_PREFIX,
+        ttl_seconds: int | None = None,
+        max_payload_bytes: int = rules.DEFAULT_MAX_PAYLOAD_BYTES,
+        **client_options: Any,
+    ) -> Self:
+        """Connect to `redis://`, `rediss://` or `redis+cluster://h1:p1,h2:p2` and check it."""
+        client = client_from_url(url, **client_options)
+        store = cls(
+            client,
+            prefix=prefix,
+            ttl_seconds=ttl_seconds,
+            max_payload_bytes=max_payload_bytes,
+            owns_client=True,
+        )
+        try:
+            await store.ensure_schema()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @classmethod
+    def with_prefix_and_ttl(cls, client: AnyRedis, prefix: str, ttl_seconds: int | None) -> Self:
+        """The runbook's form: keys under `prefix`, each trace expiring `ttl_seconds` after
+        its last write."""
+        return cls(client, prefix=prefix, ttl_seconds=ttl_seconds)
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    @property
+    def client(self) -> AnyRedis:
+        return self._client
+
+    @property
+    def compensations(self) -> RedisCompensationIdempotencyStore:
+        return self._compensations
+
+    async def ensure_schema(self) -> None:
+        """Nothing to create; checks the server answers and preloads the scripts."""
+        with translate():
+            for script in SCRIPTS:
+                await self._client.script_load(script.source)
+
+    async def _run(self, script: Script, trace_id: str, args: Sequence[str | bytes]) -> Any:
+        return await self._runner.run(script, k.trace_keys(self._prefix, trace_id), args)
+
+    async def append(self, envelope: PersistenceEnvelope, *, fence: int | None = None) -> None:
+        prepared = rules.prepare_envelope(envelope, max_payload_bytes=self._max_payload_bytes)
+        env = prepared.envelope
+        record = codec.event_record(env, prepared.payload_json)
+        reply = await self._run(
+            _APPEND,
+            env.trace_id,
+            (
+                env.trace_id,
+                env.circuit,
+                env.schematic_version,
+                str(env.step),
+                record,
+                "" if fence is None else str(fence),
+                self._ttl,
+            ),
+        )
+        if reply != 1:
+            self._refused(env.trace_id, reply, envelope=env, fence=fence)
+
+    def _refused(
+        self,
+        trace_id: str,
+        reply: list[Any],
+        *,
+        envelope: PersistenceEnvelope | None = None,
+        fence: int | None = None,
+        from_step: int | None = None,
+    ) -> None:
+        """Raise through the rule that a script's refusal reply names (or return: a no-op)."""
+        code, *data = reply
+        if code == b"fence":
+            token, expires, now = (_opt_int(v) for v in data)
+            rules.check_fence(trace_id, fence, token, expires, now or 0)
+        elif code == b"missing":
+            raise TraceNotFound(f"no trace is stored under {trace_id!r}")
+        elif code == b"completed":
+            rules.check_open(trace_id, data[0].decode())
+        elif code == b"circuit" and envelope is not None:
+            rules.check_circuit(data[0].decode(), envelope)
+        elif code == b"exists" and envelope is not None:
+            rules.check_reappend(*codec.record_head(data[0]), envelope)
+            return
+        elif code == b"step":
+            rules.check_resume_step(trace_id, from_step, int(data[0]))
+        raise RanvierError(f"the redis store refused a write for trace {trace_id!r}: {reply!r}")
+
+    async def load(self, trace_id: str) -> PersistedTrace | None:
+        rules.validate_id("trace_id", trace_id)
+        state, events, superseded, interventions, _ = k.trace_keys(self._prefix, trace_id)
+        # one round trip, one consistent snapshot: MULTI on the trace's slot
+        fields, records, gone, ivs = await self._runner.transaction(
+            (
+                ("HGETALL", state),
+                ("HVALS", events),
+                ("LRANGE", superseded, 0, -1),
+                ("LRANGE", interventions, 0, -1),
+            )
+        )
+        if not fields:
+            return None
+        state_map = fields if isinstance(fields, dict) else codec.pairs(fields)
+        return codec.trace_from_reply(state_map, records, gone, ivs)
+
+    async def resume(
+        self, trace_id: str, from_step: int, *, fence: int | None = None
+    ) -> ResumeCursor:
+        rules.validate_id("trace_id", trace_id)
+        step = rules.validate_step(from_step, what="from_step", minimum=-1)
+        fence_arg = "" if fence is None else str(fence)
+        reply = await self._run(_RESUME, trace_id, (str(step), fence_arg, self._ttl))
+        if reply[0] != b"ok":
+            self._refused(trace_id, reply, fence=fence, from_step=step)
+        return ResumeCursor(trace_id=trace_id, next_step=step + 1)
+
+    async def complete(
+        self, trace_id: str, state: CompletionState, *, fence: int | None = None
+    ) -> None:
+        state = rules.validate_completion(state)
+        rules.validate_id("trace_id", trace_id)
+        fence_arg = "" if fence is None else str(fence)
+        expected = ""  # compare-and-set from "not completed"; the rule decides on a miss
+        while True:
+            args = (expected, state.value, fence_arg, self._ttl)
+            reply = await self._run(_COMPLETE, trace_id, args)
+            if reply[0] == b"ok":
+                return
+            if reply[0] != b"changed":
+                self._refused(trace_id, reply, fence=fence)
+            current = reply[1].decode() or None
+            if not rules.completion_change(trace_id, current, state):
+                return
+            expected = current or ""
+
+    async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
+        data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)
+        rules.validate_id("trace_id", trace_id)
+        record = codec.intervention_record(intervention, data)
+        reply = await self._run(_INTERVENE, trace_id, (record, _request_id(), self._ttl))
+        if reply[0] != b"ok":
+            self._refused(trace_id, reply)
+
+    async def list_traces(
+        self,
+        *,
+        status: TraceStatus | None = None,
+        circuit: str | None = None,
+        updated_before_ms: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> TracePage:
+        wanted, text = rules.validate_list_query(status, circuit, updated_before_ms, limit, cursor)
+        position = ScanPosition.decode(text, cursor)
+        nodes = primaries(self._client)
+        pattern = k.state_pattern(self._prefix)
+        items: list[TraceSummary] = []
+        while len(items) < limit and await position.refill(self._client, nodes, pattern):
+            chunk = position.pending[: max(limit - len(items), 32)]
+            summaries = await self._summaries(chunk)
+            for used, summary in enumerate(summaries, start=1):
+                if summary is None or (circuit is not None and summary.circuit != circuit):
+                    continue
+                if updated_before_ms is not None and summary.updated_at_ms >= updated_before_ms:
+                    continue
+                if rules.status_matches(wanted, summary.status):
+                    items.append(summary)
+                    if len(items) == limit:
+                        position.pending = position.pending[used:]
+                        break
+            else:
+                position.pending = position.pending[len(chunk) :]
+        done = position.done(len(nodes))
+        return TracePage(items=tuple(items), next_cursor=None if done else position.encode())
+
+    async def _summaries(self, state_keys: list[str]) -> list[TraceSummary | None]:
+        replies = await self._each(_SUMMARY, state_keys, ())
+        return [None if r is None else codec.summary_from_reply(r) for r in replies]
+
+    async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        rules.validate_positive("batch_size", batch_size, maximum=rules.MAX_BATCH_SIZE)
+        purged = 0
+        pattern = k.state_pattern(self._prefix)
+        async for keys in scan_all(self._client, pattern, batch_size):
+            for start in range(0, len(keys), batch_size):
+                batch = keys[start : start + batch_size]
+                purged += sum(await self._each(_PURGE, batch, (str(cutoff_ms),)))
+        return purged
+
+    async def _each(
+        self, script: Script, state_keys: list[str], args: tuple[str, ...]
+    ) -> list[Any]:
+        """Run `script` once per trace, all in one pipelined batch."""
+        calls = [self._runner.submit(script, k.keys_of_state_key(key), args) for key in state_keys]
+        return list(await asyncio.gather(*calls))
+
+    async def delete(self, trace_id: str) -> bool:
+        rules.validate_id("trace_id", trace_id)
+        return bool(await self._run(_DELETE, trace_id, ()))
+
+    async def import_trace(self, trace: PersistedTrace) -> bool:
+        prepared = rules.prepare_trace(trace, max_payload_bytes=self._max_payload_bytes)
+        trace = prepared.trace
+        existing = await self.load(trace.trace_id)
+        if existing is None:
+            if await self._run(_IMPORT, trace.trace_id, _import_args(prepared, self._ttl)):
+                return True
+            existing = await self.load(trace.trace_id)  # written meanwhile by another
+        if existing is not None and rules.trace_digest(existing) == rules.trace_digest(trace):
+            return False
+        raise RestoreConflict(
+            f"trace {trace.trace_id!r} is already stored with different content; "
+            "delete it first to restore the backup's version"
+        )
+
+    async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
+        ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
+        args = (holder, str(ttl_ms), _request_id(), self._ttl)
+        reply = await self._run(_ACQUIRE, trace_id, args)
+        if reply is None:
+            return None
+        token, expires = reply
+        return Lease(trace_id=trace_id, holder=holder, token=int(token), expires_at_ms=int(expires))
+
+    async def renew_lease(self, lease: Lease, ttl_ms: int) -> Lease:
+        ttl_ms = rules.validate_lease_request(lease.trace_id, lease.holder, ttl_ms)
+        args = (str(lease.token), str(ttl_ms), self._ttl)
+        reply = await self._run(_RENEW, lease.trace_id, args)
+        if reply[0] != b"ok":
+            self._refused(lease.trace_id, reply, fence=lease.token)
+        return replace(lease, expires_at_ms=int(reply[1]))
+
+    async def release_lease(self, lease: Lease) -> bool:
+        rules.validate_id("trace_id", lease.trace_id)
+        args = (str(lease.token), _request_id())
+        return bool(await self._run(_RELEASE, lease.trace_id, args))
+
+    async def get_lease(self, trace_id: str) -> Lease | None:
+        rules.validate_id("trace_id", trace_id)
+        holder, token, expires, now = await self._run(_GET_LEASE, trace_id, ())
+        if not holder or not rules.lease_is_live(_opt_int(expires), int(now)):
+            return None
+        return Lease(
+            trace_id=trace_id, holder=holder.decode(), token=int(token), expires_at_ms=int(expires)
+        )
+
+    async def now_ms(self) -> int:
+        with translate():
+            seconds, micros = await self._client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def close(self) -> None:
+        await self._runner.close()
+        if self._owns_client:
+            with translate():
+                await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _import_args(prepared: rules.PreparedTrace, ttl: str) -> list[str | bytes]:
+    """The IMPORT script's ARGV: the TTL, then four counted groups of records."""
+    events: list[bytes] = []
+    for p in prepared.events:
+        events += [b"%d" % p.envelope.step, codec.event_record(p.envelope, p.payload_json)]
+    superseded = [codec.event_record(p.envelope, p.payload_json) for p in prepared.superseded]
+    interventions = [
+        codec.intervention_record(i, data)
+        for i, data in zip(prepared.trace.interventions, prepared.interventions, strict=True)
+    ]
+    args: list[str | bytes] = [ttl]
+    for group in (codec.state_fields(prepared.trace), events, superseded, interventions):
+        args += [str(len(group)), *group]
+    return args
+
+
+async def from_url(url: str, **options: Any) -> RedisPersistenceStore:
+    """For `open_store`: `prefix=`, `ttl_seconds=`, `max_payload_bytes=` and client options."""
+    return await RedisPersistenceStore.connect(url, **options)

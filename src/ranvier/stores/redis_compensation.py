@@ -1,0 +1,105 @@
+"""Compensation keys in Redis: one string key each, claimed with SET NX (EX ttl)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from ranvier.errors import InvalidInput
+from ranvier.model import CompensationRecord, CompensationState
+from ranvier.stores import redis_keys as k
+from ranvier.stores import rules
+from ranvier.stores.redis_batch import AnyRedis, Script, ScriptRunner, translate
+from ranvier.stores.redis_codec import compensation_from_value
+from ranvier.stores.redis_scan import scan_all
+
+_CLAIM, _MARK = Script(k.COMP_CLAIM), Script(k.COMP_MARK)
+_RELEASE, _PURGE = Script(k.COMP_RELEASE), Script(k.COMP_PURGE)
+_SCAN_COUNT = 500
+
+
+def ttl_arg(ttl_seconds: object) -> str:
+    """The TTL as the scripts take it ('0': keys never expire)."""
+    if ttl_seconds is None:
+        return "0"
+    if type(ttl_seconds) is not int or ttl_seconds <= 0:
+        raise InvalidInput(f"ttl_seconds must be a positive int or None, got {ttl_seconds!r}")
+    return str(ttl_seconds)
+
+
+class RedisCompensationIdempotencyStore:
+    """Compensation keys under `<prefix>:compensation:{<key>}`; with a TTL, each expires
+    `ttl_seconds` after it was first claimed or marked."""
+
+    def __init__(
+        self,
+        client: AnyRedis,
+        *,
+        prefix: str = k.DEFAULT_PREFIX,
+        ttl_seconds: int | None = None,
+        runner: ScriptRunner | None = None,
+    ) -> None:
+        self._client = client
+        self._prefix = k.validate_prefix(prefix)
+        self._ttl = ttl_arg(ttl_seconds)
+        self._runner = runner or ScriptRunner(client)
+
+    def _key(self, key: str) -> str:
+        return k.compensation_key(self._prefix, rules.validate_id("compensation key", key))
+
+    async def _run(self, script: Script, key: str, *args: str) -> Any:
+        return await self._runner.run(script, (self._key(key),), args)
+
+    async def claim(self, key: str) -> bool:
+        return bool(await self._run(_CLAIM, key, uuid.uuid4().hex, self._ttl))
+
+    async def mark_compensated(self, key: str) -> None:
+        await self._run(_MARK, key, self._ttl)
+
+    async def was_compensated(self, key: str) -> bool:
+        record = await self.get(key)
+        return record is not None and record.state is CompensationState.COMPENSATED
+
+    async def get(self, key: str) -> CompensationRecord | None:
+        full = self._key(key)
+        with translate():
+            value = await self._client.get(full)
+        if value is None:
+            return None
+        return compensation_from_value(key, value if isinstance(value, bytes) else value.encode())
+
+    async def release(self, key: str) -> bool:
+        return bool(await self._run(_RELEASE, key))
+
+    async def list_unfinished(self, *, limit: int = 100) -> list[CompensationRecord]:
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+        unfinished: list[CompensationRecord] = []
+        pattern = k.compensation_pattern(self._prefix)
+        async for keys in scan_all(self._client, pattern, _SCAN_COUNT):
+            records = await self._records(keys)
+            unfinished += [r for r in records if r.state is CompensationState.CLAIMED]
+            unfinished.sort(key=lambda r: (r.claimed_at_ms, r.key))
+            del unfinished[limit:]  # keeps memory bounded by `limit`
+        return unfinished
+
+    async def _records(self, full_keys: list[str]) -> list[CompensationRecord]:
+        with translate():
+            pipe = self._client.pipeline(transaction=False)
+            for key in full_keys:
+                pipe.get(key)
+            values = await pipe.execute()
+        return [
+            compensation_from_value(k.compensation_key_name(key), value)
+            for key, value in zip(full_keys, values, strict=True)
+            if value is not None
+        ]
+
+    async def purge_older_than_ms(self, cutoff_ms: int) -> int:
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        purged = 0
+        pattern = k.compensation_pattern(self._prefix)
+        async for keys in scan_all(self._client, pattern, _SCAN_COUNT):
+            calls = [self._runner.submit(_PURGE, (key,), (str(cutoff_ms),)) for key in keys]
+            purged += sum(await asyncio.gather(*calls))
+        return purged

@@ -1,0 +1,240 @@
+"""The SQLite store: the embedded durable default (`sqlite:///ranvier.db`).
+
+WAL mode, one file, several processes may share it. Concurrent writes of one process
+are coalesced into one transaction (see `sqlite_writer`); reads run on a thread. The
+tables are those of the runbook (see `sqlite_schema`); the rules are `rules`'.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ranvier.errors import InvalidInput
+from ranvier.model import (
+    CompletionState,
+    Intervention,
+    Lease,
+    PersistedTrace,
+    PersistenceEnvelope,
+    ResumeCursor,
+    TracePage,
+    TraceStatus,
+    now_ms,
+)
+from ranvier.stores import rules
+from ranvier.stores import sqlite_ops as ops
+from ranvier.stores import sqlite_read as read
+from ranvier.stores.base import StoreCapabilities
+from ranvier.stores.sqlite_compensation import SqliteCompensationIdempotencyStore
+from ranvier.stores.sqlite_conn import SYNCHRONOUS_MODES
+from ranvier.stores.sqlite_schema import migrate
+from ranvier.stores.sqlite_writer import SqliteDatabase
+
+__all__ = ["SqliteCompensationIdempotencyStore", "SqlitePersistenceStore", "from_url"]
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode()
+
+
+def validate_synchronous(value: object) -> str:
+    mode = str(value).upper()
+    if mode not in SYNCHRONOUS_MODES:
+        raise InvalidInput(
+            f"synchronous={value!r} is not one of {', '.join(SYNCHRONOUS_MODES)}; NORMAL "
+            "survives a killed process, FULL also survives power loss"
+        )
+    return mode
+
+
+class SqlitePersistenceStore:
+    """Checkpoints in one SQLite file (WAL): durable across process crashes.
+
+    `synchronous="NORMAL"` (default): every acknowledged append survives a killed
+    process; `"FULL"`: it also survives power loss (each commit fsyncs, on a thread).
+    """
+
+    adapter = "sqlite"
+    capabilities = StoreCapabilities(durable=True, multi_process=True)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "ranvier.db",
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        max_payload_bytes: int = rules.DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self._max_payload_bytes = rules.validate_positive("max_payload_bytes", max_payload_bytes)
+        timeout = rules.validate_positive("busy_timeout_ms", busy_timeout_ms)
+        self.path = os.fspath(path)
+        if not self.path or self.path == ":memory:" or "\x00" in self.path:
+            raise InvalidInput(f"SQLite path {self.path!r} must name a file")
+        self._db = SqliteDatabase(
+            self.path, synchronous=validate_synchronous(synchronous), busy_timeout_ms=timeout
+        )
+        self._compensations = SqliteCompensationIdempotencyStore(self._db)
+
+    @property
+    def compensations(self) -> SqliteCompensationIdempotencyStore:
+        return self._compensations
+
+    async def ensure_schema(self) -> None:
+        """Create or migrate the tables; one process at a time (BEGIN IMMEDIATE)."""
+        await self._db.submit(lambda conn: migrate(conn, self.path), heavy=True)
+
+    async def append(self, envelope: PersistenceEnvelope, *, fence: int | None = None) -> None:
+        prepared = rules.prepare_envelope(envelope, max_payload_bytes=self._max_payload_bytes)
+        env, payload = prepared.envelope, _text(prepared.payload_json)
+        await self._db.submit(lambda conn: ops.append(conn, env, payload, fence))
+
+    async def load(self, trace_id: str) -> PersistedTrace | None:
+        rules.validate_id("trace_id", trace_id)
+        return await self._db.read(read.in_snapshot(lambda conn: read.load_trace(conn, trace_id)))
+
+    async def resume(
+        self, trace_id: str, from_step: int, *, fence: int | None = None
+    ) -> ResumeCursor:
+        rules.validate_id("trace_id", trace_id)
+        return await self._db.submit(
+            lambda conn: ops.resume(conn, trace_id, from_step, fence), heavy=True
+        )
+
+    async def complete(
+        self, trace_id: str, state: CompletionState, *, fence: int | None = None
+    ) -> None:
+        state = rules.validate_completion(state)
+        rules.validate_id("trace_id", trace_id)
+        await self._db.submit(lambda conn: ops.complete(conn, trace_id, state, fence))
+
+    async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
+        data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)
+        rules.validate_id("trace_id", trace_id)
+        bare = replace(intervention, payload_override=None)
+        await self._db.submit(lambda conn: ops.save_intervention(conn, trace_id, bare, _text(data)))
+
+    async def list_traces(
+        self,
+        *,
+        status: TraceStatus | None = None,
+        circuit: str | None = None,
+        updated_before_ms: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> TracePage:
+        wanted, after = rules.validate_list_query(status, circuit, updated_before_ms, limit, cursor)
+
+        def work(conn: sqlite3.Connection) -> TracePage:
+            return read.list_traces(conn, wanted, circuit, updated_before_ms, after, limit)
+
+        return await self._db.read(work)
+
+    async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
+        """Each batch is its own transaction, so a large purge never holds the lock long."""
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        rules.validate_positive("batch_size", batch_size, maximum=rules.MAX_BATCH_SIZE)
+        total = 0
+        while True:
+            count = await self._db.submit(
+                lambda conn: ops.purge_batch(conn, cutoff_ms, batch_size), heavy=True
+            )
+            total += count
+            if count < batch_size:
+                return total
+
+    async def delete(self, trace_id: str) -> bool:
+        rules.validate_id("trace_id", trace_id)
+        return await self._db.submit(lambda conn: ops.delete(conn, trace_id), heavy=True)
+
+    async def import_trace(self, trace: PersistedTrace) -> bool:
+        """Atomic: the whole trace is written in one transaction, or nothing."""
+        prepared = rules.prepare_trace(trace, max_payload_bytes=self._max_payload_bytes)
+        trace = prepared.trace
+        events = [
+            (p.envelope, _text(p.payload_json)) for p in (*prepared.events, *prepared.superseded)
+        ]
+        interventions = [
+            (replace(i, payload_override=None), _text(data))
+            for i, data in zip(trace.interventions, prepared.interventions, strict=True)
+        ]
+        rows, rewinds = ops.import_rows(trace, events)
+        return await self._db.submit(
+            lambda conn: ops.import_trace(conn, trace, rows, rewinds, interventions), heavy=True
+        )
+
+    async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
+        ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
+        return await self._db.submit(lambda conn: ops.acquire_lease(conn, trace_id, holder, ttl_ms))
+
+    async def renew_lease(self, lease: Lease, ttl_ms: int) -> Lease:
+        ttl_ms = rules.validate_lease_request(lease.trace_id, lease.holder, ttl_ms)
+        return await self._db.submit(lambda conn: ops.renew_lease(conn, lease, ttl_ms))
+
+    async def release_lease(self, lease: Lease) -> bool:
+        rules.validate_id("trace_id", lease.trace_id)
+        return await self._db.submit(lambda conn: ops.release_lease(conn, lease))
+
+    async def get_lease(self, trace_id: str) -> Lease | None:
+        rules.validate_id("trace_id", trace_id)
+        return await self._db.read(lambda conn: read.live_lease(conn, trace_id))
+
+    async def now_ms(self) -> int:
+        """The store clock is this process's clock (one host shares the file)."""
+        return now_ms()
+
+    async def close(self) -> None:
+        """Waits for writes already submitted, then closes the connections."""
+        await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def path_of_url(url: str) -> tuple[str, dict[str, str]]:
+    """`sqlite:///relative.db` -> relative.db; `sqlite:////abs/path.db` -> /abs/path.db."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or parts.netloc or not parts.path.startswith("/"):
+        raise InvalidInput(
+            f"SQLite URL {url!r} must look like sqlite:///relative.db or sqlite:////abs/path.db"
+        )
+    path = unquote(parts.path[1:])
+    if not path:
+        raise InvalidInput(f"SQLite URL {url!r} names no file; e.g. sqlite:///ranvier.db")
+    return path, dict(parse_qsl(parts.query, strict_parsing=False))
+
+
+_INT_OPTIONS = ("busy_timeout_ms", "max_payload_bytes")
+
+
+async def from_url(url: str, **options: Any) -> SqlitePersistenceStore:
+    """Open a store from its URL; query parameters and `options` set the constructor's
+    keywords (`?synchronous=FULL&busy_timeout_ms=10000`), `options` winning."""
+    path, query = path_of_url(url)
+    merged: dict[str, Any] = {**query, **options}
+    unknown = set(merged) - {"synchronous", *_INT_OPTIONS}
+    if unknown:
+        raise InvalidInput(
+            f"unknown SQLite store option(s) {', '.join(sorted(unknown))}; use synchronous, "
+            "busy_timeout_ms or max_payload_bytes"
+        )
+    for name in _INT_OPTIONS:
+        if isinstance(merged.get(name), str):
+            if not merged[name].isdigit():
+                raise InvalidInput(f"{name}={merged[name]!r} must be a positive integer")
+            merged[name] = int(merged[name])
+    return SqlitePersistenceStore(path, **merged)

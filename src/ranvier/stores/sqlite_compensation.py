@@ -1,0 +1,92 @@
+"""The SQLite compensation idempotency store: one row per key, beside the traces."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ranvier.model import CompensationRecord, CompensationState, now_ms
+from ranvier.stores import rules
+from ranvier.stores import sqlite_sql as sql
+from ranvier.stores.sqlite_writer import SqliteDatabase
+
+_PURGE_BATCH = 1000
+
+
+def _record(key: str, row: Any) -> CompensationRecord:
+    return CompensationRecord(
+        key=key, state=CompensationState(row[0]), claimed_at_ms=row[1], compensated_at_ms=row[2]
+    )
+
+
+def _claim(conn: sqlite3.Connection, key: str) -> bool:
+    return conn.execute(sql.CLAIM_KEY, (key, now_ms())).rowcount == 1
+
+
+def _mark(conn: sqlite3.Connection, key: str) -> None:
+    now = now_ms()
+    conn.execute(sql.MARK_COMPENSATED, (key, now, now))
+
+
+def _release(conn: sqlite3.Connection, key: str) -> bool:
+    return conn.execute(sql.RELEASE_KEY, (key,)).rowcount == 1
+
+
+def _purge(conn: sqlite3.Connection, cutoff_ms: int) -> int:
+    return conn.execute(sql.PURGE_KEYS, (cutoff_ms, _PURGE_BATCH)).rowcount
+
+
+class SqliteCompensationIdempotencyStore:
+    """Compensation keys in `ranvier_persistence_compensation_idempotency`.
+
+    Get it from `SqlitePersistenceStore.compensations`: it shares that store's file,
+    connections and writer (a claim is one `INSERT ... ON CONFLICT DO NOTHING`, so
+    exactly one process wins it).
+    """
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
+
+    async def claim(self, key: str) -> bool:
+        rules.validate_id("compensation key", key)
+        return await self._db.submit(lambda conn: _claim(conn, key))
+
+    async def mark_compensated(self, key: str) -> None:
+        rules.validate_id("compensation key", key)
+        await self._db.submit(lambda conn: _mark(conn, key))
+
+    async def was_compensated(self, key: str) -> bool:
+        record = await self.get(key)
+        return record is not None and record.state is CompensationState.COMPENSATED
+
+    async def get(self, key: str) -> CompensationRecord | None:
+        rules.validate_id("compensation key", key)
+
+        def read(conn: sqlite3.Connection) -> CompensationRecord | None:
+            row = conn.execute(sql.SELECT_KEY, (key,)).fetchone()
+            return None if row is None else _record(key, row)
+
+        return await self._db.read(read)
+
+    async def release(self, key: str) -> bool:
+        rules.validate_id("compensation key", key)
+        return await self._db.submit(lambda conn: _release(conn, key))
+
+    async def list_unfinished(self, *, limit: int = 100) -> list[CompensationRecord]:
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+
+        def read(conn: sqlite3.Connection) -> list[CompensationRecord]:
+            rows = conn.execute(sql.LIST_UNFINISHED, (limit,)).fetchall()
+            return [_record(row[0], row[1:]) for row in rows]
+
+        return await self._db.read(read)
+
+    async def purge_older_than_ms(self, cutoff_ms: int) -> int:
+        """Deletes in batches of 1,000 keys, each its own short transaction."""
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        total = 0
+        while True:
+            count = await self._db.submit(lambda conn: _purge(conn, cutoff_ms), heavy=True)
+            total += count
+            if count < _PURGE_BATCH:
+                return total

@@ -1,0 +1,170 @@
+"""Reads of the SQLite adapter: rows to value objects (run on the reader thread).
+
+Functions here take a connection and run no transaction control of their own, so a
+write job can call them inside its transaction; `in_snapshot` gives the reader one
+consistent WAL snapshot across several statements.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ranvier.model import (
+    CompletionState,
+    Intervention,
+    Lease,
+    OutcomeKind,
+    PersistedTrace,
+    PersistenceEnvelope,
+    TracePage,
+    TraceStatus,
+    TraceSummary,
+    now_ms,
+)
+from ranvier.stores import rules
+from ranvier.stores import sqlite_sql as sql
+
+T = TypeVar("T")
+
+_KINDS = {kind.value: kind for kind in OutcomeKind}
+_STATES = {state.value: state for state in CompletionState}
+
+
+def in_snapshot(work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """Wrap a read so all its statements see one snapshot."""
+
+    def run(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN")
+        try:
+            return work(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    return run
+
+
+def _completion(value: str | None) -> CompletionState | None:
+    return None if value is None else _STATES[value]
+
+
+def load_trace(conn: sqlite3.Connection, trace_id: str) -> PersistedTrace | None:
+    state = conn.execute(sql.SELECT_STATE, (trace_id,)).fetchone()
+    if state is None:
+        return None
+    circuit, version, completion, completed_at, resumed, created, updated, _ = state
+    live: list[PersistenceEnvelope] = []
+    superseded: list[PersistenceEnvelope] = []
+    last_recorded = 0
+    decode = rules.decode_payload
+    for row in conn.execute(sql.SELECT_EVENTS, (trace_id,)):
+        envelope = PersistenceEnvelope(
+            trace_id=trace_id,
+            circuit=circuit,
+            schematic_version=row[7] or version,
+            step=row[1],
+            outcome_kind=_KINDS[row[2]],
+            node_id=row[3],
+            timestamp_ms=row[4],
+            payload_hash=row[5],
+            payload=decode(row[6]),
+        )
+        if row[0] == 0:
+            live.append(envelope)
+            last_recorded = row[8]  # ordered by step: ends at the newest step's
+        else:
+            superseded.append(envelope)
+    interventions = tuple(
+        Intervention(target_node=target, payload_override=decode(data), timestamp_ms=ts)
+        for target, data, ts in conn.execute(sql.SELECT_INTERVENTIONS, (trace_id,))
+    )
+    return PersistedTrace(
+        trace_id=trace_id,
+        circuit=circuit,
+        schematic_version=version,
+        events=tuple(live),
+        interventions=interventions,
+        resumed_from_step=resumed,
+        completion=_completion(completion),
+        created_at_ms=created,
+        updated_at_ms=max(updated, last_recorded),
+        completed_at_ms=completed_at,
+        superseded_events=tuple(superseded),
+    )
+
+
+def _status_filter(status: TraceStatus, now: int) -> tuple[str, list[Any]]:
+    if status is TraceStatus.RUNNING:
+        return sql.FILTER_RUNNING, [now]
+    if status is TraceStatus.INTERRUPTED:
+        return sql.FILTER_INTERRUPTED, [now]
+    if status is TraceStatus.COMPLETED:
+        return sql.FILTER_COMPLETED, []
+    return sql.FILTER_COMPLETION_IS, [rules.COMPLETION_OF_STATUS[status].value]
+
+
+def list_query(
+    status: TraceStatus | None,
+    circuit: str | None,
+    updated_before_ms: int | None,
+    after: str | None,
+    limit: int,
+    now: int,
+) -> tuple[str, list[Any]]:
+    """The page's SELECT over the traces view, built from the named fragments."""
+    where: list[str] = []
+    params: list[Any] = []
+    for fragment, value in (
+        (sql.FILTER_AFTER, after),
+        (sql.FILTER_CIRCUIT, circuit),
+        (sql.FILTER_UPDATED_BEFORE, updated_before_ms),
+    ):
+        if value is not None:
+            where.append(fragment)
+            params.append(value)
+    if status is not None:
+        fragment, values = _status_filter(status, now)
+        where.append(fragment)
+        params.extend(values)
+    text = sql.LIST_TRACES + (" WHERE " + " AND ".join(where) if where else "")
+    return text + sql.LIST_ORDER, [*params, limit]
+
+
+def list_traces(
+    conn: sqlite3.Connection,
+    status: TraceStatus | None,
+    circuit: str | None,
+    updated_before_ms: int | None,
+    after: str | None,
+    limit: int,
+) -> TracePage:
+    now = now_ms()
+    text, params = list_query(status, circuit, updated_before_ms, after, limit, now)
+    rows = conn.execute(text, params).fetchall()
+    items: list[TraceSummary] = []
+    for row in rows:
+        summary = TraceSummary(
+            trace_id=row[0],
+            circuit=row[1],
+            schematic_version=row[2],
+            status=rules.trace_status(row[3], rules.lease_is_live(row[10], now)),
+            completion=_completion(row[3]),
+            last_step=row[4],
+            event_count=row[5],
+            resumed_from_step=row[6],
+            created_at_ms=row[7],
+            updated_at_ms=row[8],
+            completed_at_ms=row[9],
+        )
+        if rules.status_matches(status, summary.status):  # the SQL filter decided; recheck
+            items.append(summary)
+    cursor = rules.encode_cursor(rows[-1][0]) if len(rows) == limit else None
+    return TracePage(items=tuple(items), next_cursor=cursor)
+
+
+def live_lease(conn: sqlite3.Connection, trace_id: str) -> Lease | None:
+    row = conn.execute(sql.SELECT_LEASE, (trace_id,)).fetchone()
+    if row is None or row[0] is None or not rules.lease_is_live(row[2], now_ms()):
+        return None
+    return Lease(trace_id=trace_id, holder=row[0], token=row[1], expires_at_ms=row[2])

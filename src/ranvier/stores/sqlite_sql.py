@@ -1,0 +1,164 @@
+"""Every SQL statement the SQLite adapter runs, by name (the schema is in sqlite_schema)."""
+
+from __future__ import annotations
+
+STATE = "ranvier_persistence_state"
+EVENTS = "ranvier_persistence_events"
+INTERVENTIONS = "ranvier_persistence_interventions"
+COMPENSATIONS = "ranvier_persistence_compensation_idempotency"
+LEASES = "ranvier_persistence_leases"
+TRACES_VIEW = "ranvier_persistence_traces"
+
+# --- append ---------------------------------------------------------------------------
+
+APPEND_FAST = f"""
+INSERT INTO {EVENTS} (trace_id, superseded, step, outcome_kind, node_id, timestamp_ms,
+                      payload_hash, payload, schematic_version, recorded_at_ms)
+SELECT ?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, nullif(?8, s.schematic_version), ?9
+  FROM {STATE} s
+ WHERE s.trace_id = ?1 AND s.circuit = ?10 AND s.completion IS NULL
+   AND NOT EXISTS (SELECT 1 FROM {EVENTS} e
+                    WHERE e.trace_id = ?1 AND e.superseded = 0 AND e.step >= ?2)
+"""
+"""The common case in one statement: the trace exists, is open, on this circuit, and the
+step is past its last live one, so no rule can object. Otherwise nothing is written and
+`append` reads what the rules need (APPEND_PRECHECK) and lets them decide."""
+APPEND_PRECHECK = f"""
+SELECT s.circuit, s.schematic_version, s.completion,
+       (SELECT max(e.step) FROM {EVENTS} e WHERE e.trace_id = s.trace_id AND e.superseded = 0)
+  FROM {STATE} s WHERE s.trace_id = ?
+"""
+INSERT_STATE = f"""
+INSERT INTO {STATE} (trace_id, circuit, schematic_version, created_at_ms, updated_at_ms)
+VALUES (?, ?, ?, ?, ?)
+"""
+INSERT_EVENT = f"""
+INSERT INTO {EVENTS} (trace_id, superseded, step, outcome_kind, node_id, timestamp_ms,
+                      payload_hash, payload, schematic_version, recorded_at_ms)
+VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+SELECT_LIVE_EVENT = f"""
+SELECT outcome_kind, node_id, payload_hash FROM {EVENTS}
+ WHERE trace_id = ? AND superseded = 0 AND step = ?
+"""
+TOUCH_STATE = f"UPDATE {STATE} SET updated_at_ms = max(updated_at_ms, ?) WHERE trace_id = ?"
+
+# --- trace state ------------------------------------------------------------------------
+
+SELECT_STATE = f"""
+SELECT circuit, schematic_version, completion, completed_at_ms, resumed_from_step,
+       created_at_ms, updated_at_ms, rewinds
+  FROM {STATE} WHERE trace_id = ?
+"""
+SELECT_EVENTS = f"""
+SELECT superseded, step, outcome_kind, node_id, timestamp_ms, payload_hash, payload,
+       schematic_version, recorded_at_ms
+  FROM {EVENTS} WHERE trace_id = ? ORDER BY superseded, step
+"""
+SELECT_INTERVENTIONS = f"""
+SELECT target_node, payload_override, timestamp_ms FROM {INTERVENTIONS}
+ WHERE trace_id = ? ORDER BY seq
+"""
+LAST_LIVE_STEP = f"SELECT max(step) FROM {EVENTS} WHERE trace_id = ? AND superseded = 0"
+SUPERSEDE_AFTER = f"""
+UPDATE {EVENTS} SET superseded = ? WHERE trace_id = ? AND superseded = 0 AND step > ?
+"""
+RECORD_RESUME = f"""
+UPDATE {STATE} SET resumed_from_step = ?, rewinds = ?, updated_at_ms = ? WHERE trace_id = ?
+"""
+RECORD_COMPLETION = f"""
+UPDATE {STATE} SET completion = ?, completed_at_ms = ?, updated_at_ms = ? WHERE trace_id = ?
+"""
+INSERT_INTERVENTION = f"""
+INSERT INTO {INTERVENTIONS} (trace_id, seq, target_node, payload_override, timestamp_ms,
+                             recorded_at_ms)
+VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM {INTERVENTIONS} WHERE trace_id = ?),
+        ?, ?, ?, ?)
+"""
+TOUCH_STATE_NOW = f"UPDATE {STATE} SET updated_at_ms = ? WHERE trace_id = ?"
+
+# --- import -------------------------------------------------------------------------------
+
+IMPORT_STATE = f"""
+INSERT INTO {STATE} (trace_id, circuit, schematic_version, completion, completed_at_ms,
+                     resumed_from_step, rewinds, created_at_ms, updated_at_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+IMPORT_EVENT = f"""
+INSERT INTO {EVENTS} (trace_id, superseded, step, outcome_kind, node_id, timestamp_ms,
+                      payload_hash, payload, schematic_version, recorded_at_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+IMPORT_INTERVENTION = f"""
+INSERT INTO {INTERVENTIONS} (trace_id, seq, target_node, payload_override, timestamp_ms,
+                             recorded_at_ms)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+
+# --- delete and purge -------------------------------------------------------------------
+
+DELETE_TRACE = (
+    f"DELETE FROM {EVENTS} WHERE trace_id = ?",
+    f"DELETE FROM {INTERVENTIONS} WHERE trace_id = ?",
+    f"DELETE FROM {LEASES} WHERE trace_id = ?",
+    f"DELETE FROM {STATE} WHERE trace_id = ?",
+)
+"""State last: its row count says whether the trace existed."""
+PURGE_BATCH = f"""
+SELECT trace_id FROM {STATE}
+ WHERE completion IS NOT NULL AND completed_at_ms < ?
+ ORDER BY completed_at_ms LIMIT ?
+"""
+
+# --- listing ------------------------------------------------------------------------------
+
+LIST_TRACES = f"""
+SELECT trace_id, circuit, schematic_version, completion, last_step, event_count,
+       resumed_from_step, created_at_ms, updated_at_ms, completed_at_ms, lease_expires_at_ms
+  FROM {TRACES_VIEW}
+"""
+LIST_ORDER = " ORDER BY trace_id LIMIT ?"
+FILTER_AFTER = "trace_id > ?"
+FILTER_CIRCUIT = "circuit = ?"
+FILTER_UPDATED_BEFORE = "updated_at_ms < ?"
+FILTER_COMPLETION_IS = "completion = ?"
+FILTER_COMPLETED = "completion IS NOT NULL"
+FILTER_RUNNING = "completion IS NULL AND lease_expires_at_ms > ?"
+FILTER_INTERRUPTED = "completion IS NULL AND lease_expires_at_ms <= ?"
+
+# --- leases -------------------------------------------------------------------------------
+
+SELECT_LEASE = f"SELECT holder, token, expires_at_ms FROM {LEASES} WHERE trace_id = ?"
+UPSERT_LEASE = f"""
+INSERT INTO {LEASES} (trace_id, holder, token, expires_at_ms) VALUES (?, ?, ?, ?)
+ON CONFLICT (trace_id) DO UPDATE
+   SET holder = excluded.holder, token = excluded.token, expires_at_ms = excluded.expires_at_ms
+"""
+RENEW_LEASE = f"UPDATE {LEASES} SET expires_at_ms = ? WHERE trace_id = ?"
+RELEASE_LEASE = f"UPDATE {LEASES} SET holder = NULL, expires_at_ms = 0 WHERE trace_id = ?"
+
+# --- compensation idempotency ---------------------------------------------------------
+
+CLAIM_KEY = f"""
+INSERT INTO {COMPENSATIONS} (key, state, claimed_at_ms) VALUES (?, 'claimed', ?)
+ON CONFLICT (key) DO NOTHING
+"""
+SELECT_KEY = f"""
+SELECT state, claimed_at_ms, compensated_at_ms FROM {COMPENSATIONS} WHERE key = ?
+"""
+MARK_COMPENSATED = f"""
+INSERT INTO {COMPENSATIONS} (key, state, claimed_at_ms, compensated_at_ms)
+VALUES (?, 'compensated', ?, ?)
+ON CONFLICT (key) DO UPDATE
+   SET state = 'compensated', compensated_at_ms = excluded.compensated_at_ms
+ WHERE state = 'claimed'
+"""
+RELEASE_KEY = f"DELETE FROM {COMPENSATIONS} WHERE key = ? AND state = 'claimed'"
+LIST_UNFINISHED = f"""
+SELECT key, state, claimed_at_ms, compensated_at_ms FROM {COMPENSATIONS}
+ WHERE state = 'claimed' ORDER BY claimed_at_ms, key LIMIT ?
+"""
+PURGE_KEYS = f"""
+DELETE FROM {COMPENSATIONS} WHERE key IN
+  (SELECT key FROM {COMPENSATIONS} WHERE claimed_at_ms < ? LIMIT ?)
+"""

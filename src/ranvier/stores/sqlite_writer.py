@@ -1,0 +1,353 @@
+"""One SQLite file: its connections, the batching writer and the reader thread.
+
+Writes are jobs: `job(conn)` runs inside a write transaction (BEGIN IMMEDIATE), checks
+the rules and raises a `RanvierError` before its first write, or writes. Jobs submitted
+while other tasks are runnable are coalesced: one `loop.call_soon` later, every pending
+job runs in one transaction, and each caller is answered after that commit. When no
+other callback is ready (nothing could join a batch) a job commits at once instead. A
+job's rule error fails only that job; any other error rolls the batch back and its
+jobs are retried one by one, so one bad job never fails the others.
+
+Where the transaction runs (see docs/decisions.md):
+- inline on the loop thread, with busy_timeout 0, when synchronous is OFF or NORMAL
+  (a WAL commit is then a few write() calls into the OS cache, no fsync);
+- on the writer thread, with the full busy_timeout, when synchronous is FULL/EXTRA
+  (commits fsync), when the job is heavy (purge, delete, import, resume, schema), and
+  for a while after an inline attempt found the file locked by another connection.
+WAL checkpoints (which fsync) run on the reader thread, never at an inline commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ranvier.errors import RanvierError, StoreUnavailable
+from ranvier.stores.sqlite_conn import connect, is_busy, translate_errors
+
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
+
+MAX_BATCH = 512
+"""Most jobs per transaction (on the writer thread)."""
+INLINE_MAX_BATCH = 64
+"""Larger batches commit on the writer thread: bounds how long the loop is held."""
+CONTENDED_SECONDS = 0.5
+"""After a locked inline attempt, write on the thread for this long."""
+EAGER_SLICE_S = 0.0005
+"""Longest run of at-once commits without the loop getting a turn."""
+CHECKPOINT_EVERY = 2000
+"""Run a passive WAL checkpoint (in the reader thread) after this many committed jobs."""
+
+
+class _Busy(Exception):
+    """An inline BEGIN IMMEDIATE found the file locked by another connection."""
+
+
+@dataclass(slots=True)
+class _Job:
+    work: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    heavy: bool
+
+
+@dataclass(slots=True)
+class _Outcome:
+    ok: bool
+    value: Any
+
+
+class SqliteDatabase:
+    """The connections to one file, shared by a persistence store and its compensations."""
+
+    def __init__(self, path: str, *, synchronous: str, busy_timeout_ms: int) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self._inline_mode = synchronous in ("OFF", "NORMAL")  # commits do not fsync
+        self._translate = translate_errors(path)
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ranvier-sqlite-w")
+        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="ranvier-sqlite-r")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Job] = []
+        self._busy = False  # a flush is scheduled or running
+        self._closed = False
+        self._contended_until = 0.0
+        self._timeout_now = -1
+        self._since_checkpoint = 0
+        self._checkpointing = False
+        self._drained: asyncio.Future[None] | None = None
+        self._turn_mark: asyncio.Handle | None = None
+        self._thread_flush: asyncio.Task[None] | None = None  # referenced while it runs
+        self._hog_since = 0.0
+
+    # --- submitting work ----------------------------------------------------------
+
+    def submit(self, work: Work[T], *, heavy: bool = False) -> asyncio.Future[T]:
+        """Queue a write job; the future resolves after the commit that holds it."""
+        if self._closed:
+            raise StoreUnavailable(f"SQLite store {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new loop (asyncio.run per script step)
+            if self._busy:
+                raise StoreUnavailable(f"SQLite store {self.path} is in use by another loop")
+            self._loop, self._turn_mark = loop, None
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._busy and self._may_commit_now(loop, heavy):
+            try:
+                with self._translate:
+                    future.set_result(self._commit_one(work))
+            except _Busy:
+                self._contended_until = time.monotonic() + CONTENDED_SECONDS
+            except Exception as exc:
+                future.set_exception(exc)
+                return future
+            else:
+                self._committed(1)
+                return future  # done: `await future` returns without a loop turn
+        job = _Job(work, future, heavy)
+        self._pending.append(job)
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._flush)
+        return future
+
+    async def read(self, work: Work[T]) -> T:
+        """Run a read on the reader thread (its own connection, a WAL snapshot)."""
+        if self._closed:
+            raise StoreUnavailable(f"SQLite store {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_thread, self._run_read, work)
+
+    def _run_read(self, work: Work[T]) -> T:
+        with translate_errors(self.path):
+            if self._reader is None:
+                self._reader = self._connect()
+            return work(self._reader)
+
+    def _connect(self) -> sqlite3.Connection:
+        return connect(
+            self.path, synchronous=self.synchronous, busy_timeout_ms=self.busy_timeout_ms
+        )
+
+    # --- the batch loop (loop thread) ---------------------------------------------
+
+    def _may_commit_now(self, loop: asyncio.AbstractEventLoop, heavy: bool) -> bool:
+        """Commit at once when no other callback is ready (none could join a batch).
+
+        The caller then goes on without a loop turn; so that a task appending in a tight
+        loop cannot starve the loop, this stops after EAGER_SLICE_S without one.
+        """
+        if heavy or not self._inline_mode or self._writer is None:
+            return False
+        ready = getattr(loop, "_ready", None)  # asyncio's ready queue; absent on uvloop
+        if ready is None or len(ready) > (self._turn_mark is not None):
+            return False
+        now = time.monotonic()
+        if now < self._contended_until:
+            return False
+        if self._turn_mark is None:
+            self._hog_since = now
+            self._turn_mark = loop.call_soon(self._loop_turned)
+            return True
+        return now - self._hog_since < EAGER_SLICE_S
+
+    def _loop_turned(self) -> None:
+        self._turn_mark = None
+
+    def _inline_allowed(self, batch: list[_Job]) -> bool:
+        return (
+            self._writer is not None
+            and self._inline_mode
+            and time.monotonic() >= self._contended_until
+            and len(batch) <= INLINE_MAX_BATCH
+            and not any(job.heavy for job in batch)
+        )
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if self._inline_allowed(batch):
+            try:
+                outcomes = self._run_batch(batch, inline=True)
+            except _Busy:
+                self._contended_until = time.monotonic() + CONTENDED_SECONDS
+            else:
+                self._done(batch, outcomes)
+                return
+        assert self._loop is not None
+        self._thread_flush = self._loop.create_task(self._flush_in_thread(batch))
+
+    async def _flush_in_thread(self, batch: list[_Job]) -> None:
+        assert self._loop is not None
+        try:
+            outcomes = await self._loop.run_in_executor(
+                self._write_thread, self._run_batch, batch, False
+            )
+        except Exception as exc:  # the thread could not run it at all (shut down)
+            error = StoreUnavailable(f"SQLite store {self.path} cannot write: {exc}")
+            outcomes = [_Outcome(False, _copy(error)) for _ in batch]
+        self._done(batch, outcomes)
+
+    def _done(self, batch: Sequence[_Job], outcomes: list[_Outcome]) -> None:
+        for job, outcome in zip(batch, outcomes, strict=True):
+            _settle(job, outcome)
+        self._committed(len(batch))
+        assert self._loop is not None
+        if self._pending:
+            self._loop.call_soon(self._flush)
+            return
+        self._busy = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _committed(self, jobs: int) -> None:
+        self._since_checkpoint += jobs
+        if self._since_checkpoint >= CHECKPOINT_EVERY and not self._checkpointing:
+            self._start_checkpoint()
+
+    # --- running a batch (loop thread inline, or writer thread) -------------------
+
+    def _run_batch(self, batch: Sequence[_Job], inline: bool) -> list[_Outcome]:
+        """Each job's outcome; raises `_Busy` if an inline attempt found the file locked."""
+        try:
+            with translate_errors(self.path):
+                return self._transaction(batch, inline)
+        except StoreUnavailable as exc:
+            if len(batch) == 1 or is_busy(exc.__cause__):  # retrying alone would wait again
+                return [_Outcome(False, _copy(exc)) for _ in batch]
+            return [self._run_alone(job, inline) for job in batch]
+        except _Busy:
+            raise
+        except Exception as exc:  # a job wrote, then failed: run them alone to find it
+            if len(batch) == 1:
+                return [_Outcome(False, exc)]
+            return [self._run_alone(job, inline) for job in batch]
+
+    def _run_alone(self, job: _Job, inline: bool) -> _Outcome:
+        try:
+            with translate_errors(self.path):
+                return self._transaction([job], inline)[0]
+        except _Busy:
+            return _Outcome(False, StoreUnavailable(f"SQLite store {self.path} is locked"))
+        except Exception as exc:
+            return _Outcome(False, exc)
+
+    def _commit_one(self, work: Work[T]) -> T:
+        """The at-once path: one job, its own transaction, rolled back on any error."""
+        conn = self._writer
+        assert conn is not None
+        if self._timeout_now:
+            self._set_timeout(conn, 0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise _Busy from exc
+            raise
+        try:
+            value = work(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return value
+
+    def _transaction(self, batch: Sequence[_Job], inline: bool) -> list[_Outcome]:
+        conn = self._writer
+        if conn is None:
+            conn = self._writer = self._connect()
+        self._set_timeout(conn, 0 if inline else self.busy_timeout_ms)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if inline and is_busy(exc):
+                raise _Busy from exc
+            raise
+        try:
+            outcomes = [self._run_job(conn, job) for job in batch]
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return outcomes
+
+    @staticmethod
+    def _run_job(conn: sqlite3.Connection, job: _Job) -> _Outcome:
+        changes = conn.total_changes
+        try:
+            return _Outcome(True, job.work(conn))
+        except RanvierError as exc:
+            if conn.total_changes != changes:
+                raise  # a rule failed after a write: roll the batch back, retry alone
+            return _Outcome(False, exc)
+
+    def _set_timeout(self, conn: sqlite3.Connection, ms: int) -> None:
+        if self._timeout_now != ms:
+            conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+            self._timeout_now = ms
+
+    # --- checkpoints and closing --------------------------------------------------
+
+    def _start_checkpoint(self) -> None:
+        assert self._loop is not None
+        self._checkpointing, self._since_checkpoint = True, 0
+        future = self._loop.run_in_executor(self._read_thread, self._run_read, _checkpoint)
+        future.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: asyncio.Future[Any]) -> None:
+        self._checkpointing = False
+        if not future.cancelled():
+            future.exception()  # a failed passive checkpoint is retried next time
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._busy and self._loop is not None:
+            self._drained = self._loop.create_future()
+            await self._drained
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._write_thread, _close_conn, self._writer)
+        await loop.run_in_executor(self._read_thread, _close_conn, self._reader)
+        self._writer = self._reader = None
+        self._write_thread.shutdown(wait=False)
+        self._read_thread.shutdown(wait=False)
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _close_conn(conn: sqlite3.Connection | None) -> None:
+    if conn is not None:
+        conn.close()
+
+
+def _settle(job: _Job, outcome: _Outcome) -> None:
+    if job.future.done():
+        return  # the caller was cancelled; its write may still be stored
+    if outcome.ok:
+        job.future.set_result(outcome.value)
+    else:
+        job.future.set_exception(outcome.value)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):  # already rolled back (SQLITE_FULL...): keep the first
+            conn.execute("ROLLBACK")
+
+
+def _copy(error: StoreUnavailable) -> StoreUnavailable:
+    """One exception object per waiting caller (each raise mutates its traceback)."""
+    copy = StoreUnavailable(str(error))
+    copy.__cause__ = error.__cause__
+    return copy
