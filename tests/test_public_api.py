@@ -61,6 +61,17 @@ def test_every_public_class_and_function_of_ranvier_is_exported() -> None:
     assert public <= set(ranvier.__all__)
 
 
+def test_every_error_class_is_exported() -> None:
+    import ranvier.errors
+
+    errors = {
+        name
+        for name, value in vars(ranvier.errors).items()
+        if isinstance(value, type) and issubclass(value, ranvier.RanvierError)
+    }
+    assert errors <= set(ranvier.__all__), errors - set(ranvier.__all__)
+
+
 BLOCKED_IMPORT = textwrap.dedent(
     """
     import asyncio, importlib.abc, sys

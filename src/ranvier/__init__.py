@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 from ranvier.errors import (
+    BackupCorrupt,
     CheckpointConflict,
     CircuitMismatch,
     InvalidInput,
@@ -78,6 +79,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Axon",
+    "BackupCorrupt",
     "CheckpointConflict",
     "CheckpointPolicy",
     "CircuitMismatch",

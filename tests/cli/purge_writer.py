@@ -31,6 +31,9 @@ async def main(url: str, stop: Path) -> None:
                 )
             )
             acknowledged.append(time.time())
+            # A steady writer, like a pipeline between steps. SQLite's lock wait is
+            # polling, so a writer in a tight loop could starve the purge (documented).
+            await asyncio.sleep(0.002)
     finally:
         await store.close()
     print("\n".join(map(str, acknowledged)), flush=True)

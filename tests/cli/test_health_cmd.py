@@ -27,6 +27,8 @@ def test_schema_ensure_is_idempotent_and_show_reports_it(cli: Cli, target: Targe
     assert info["adapter"] == target.name
     if target.name == "redis":
         assert any(p.endswith(":state") for p in info["key_patterns"])
+        # the compensation keys as the adapter really names them
+        assert any(":compensation:{" in p for p in info["key_patterns"]), info["key_patterns"]
         assert set(info["persistence"]) >= {"appendonly", "save"}
     else:
         assert info["schema_version"] >= 1

@@ -40,3 +40,18 @@ async def test_load_is_repeatable(store: PersistenceStore) -> None:
     await store.resume(tid, 1)
     await store.complete(tid, CompletionState.CANCELLED)
     assert await store.load(tid) == await store.load(tid)
+
+
+async def test_each_event_keeps_its_own_schematic_version(store: PersistenceStore) -> None:
+    # A trace resumed through a version migration carries events of both versions.
+    trace_id = new_trace_id()
+    await store.append(envelope(trace_id, 0, version="1.0"))
+    await store.append(envelope(trace_id, 1, version="2.0"))
+    await store.append(envelope(trace_id, 2, version="2.0"))
+    trace = await store.load(trace_id)
+    assert trace is not None
+    assert [e.schematic_version for e in trace.events] == ["1.0", "2.0", "2.0"]
+    # a retry of the old-version event is still recognised as the same event
+    await store.append(envelope(trace_id, 0, version="1.0"))
+    again = await store.load(trace_id)
+    assert again is not None and again.events == trace.events

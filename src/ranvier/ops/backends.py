@@ -56,7 +56,7 @@ async def postgres_info(store: PersistenceStore) -> dict[str, Any]:
 
 async def redis_info(store: PersistenceStore, url: str) -> dict[str, Any]:
     """Key shapes of the store's prefix and the server's persistence settings."""
-    from ranvier.stores.redis_keys import COMPENSATION, TRACE_KINDS
+    from ranvier.stores.redis_keys import key_patterns
 
     prefix = getattr(store, "prefix", None)
     info: dict[str, Any] = {
@@ -64,10 +64,7 @@ async def redis_info(store: PersistenceStore, url: str) -> dict[str, Any]:
         "persistence": await redis_persistence(url, getattr(store, "client", None)),
     }
     if isinstance(prefix, str):
-        info["key_patterns"] = [
-            *(f"{prefix}:{{<trace_id>}}:{kind}" for kind in TRACE_KINDS),
-            f"{prefix}:{{<key>}}:{COMPENSATION}",
-        ]
+        info["key_patterns"] = key_patterns(prefix)
     return info
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from ranvier.errors import StoreUnavailable
 
@@ -46,7 +47,7 @@ def connect(path: str, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Con
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _switch_to_wal(conn, busy_timeout_ms)
         if str(mode).lower() != "wal":
             raise StoreUnavailable(f"SQLite store {path} cannot use WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -56,3 +57,21 @@ def connect(path: str, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Con
         conn.close()
         raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> object:
+    """`PRAGMA journal_mode = WAL`, retried while another process creates the file.
+
+    Switching needs an exclusive lock, and SQLite answers BUSY at once (without its busy
+    handler) while another connection is switching or recovering the same file.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
