@@ -1,0 +1,132 @@
+"""Whole traces: the pending intervention, the digest backups are verified by, and
+the validation of a trace before a restore writes any of it."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from ranvier.errors import InvalidInput
+from ranvier.model import Intervention, OutcomeKind, PersistedTrace, PersistenceEnvelope
+from ranvier.stores.rules.validation import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    PreparedEnvelope,
+    encode_payload,
+    payload_digest,
+    prepare_envelope,
+    prepare_intervention,
+    validate_completion,
+    validate_id,
+    validate_step,
+)
+
+# --- interventions and digests ----------------------------------------------------
+
+
+def pending_intervention(trace: PersistedTrace) -> Intervention | None:
+    """The newest intervention not yet followed by a checkpoint of its target node."""
+    if not trace.interventions:
+        return None
+    latest = trace.interventions[-1]
+    for event in trace.events:
+        if event.node_id == latest.target_node and event.timestamp_ms >= latest.timestamp_ms:
+            return None
+    return latest
+
+
+def _envelope_record(event: PersistenceEnvelope) -> list[Any]:
+    digest = event.payload_hash
+    if digest is None and event.payload is not None:  # a hand-built trace: hash it the same
+        digest = payload_digest(encode_payload(event.payload))
+    return [
+        event.step,
+        OutcomeKind(event.outcome_kind).value,
+        event.node_id,
+        event.timestamp_ms,
+        digest,
+    ]
+
+
+def trace_digest(trace: PersistedTrace) -> str:
+    """sha256 over everything a trace holds: backups are verified by it."""
+    record = [
+        trace.trace_id,
+        trace.circuit,
+        trace.schematic_version,
+        [_envelope_record(e) for e in trace.events],
+        [_envelope_record(e) for e in trace.superseded_events],
+        [
+            [i.target_node, i.timestamp_ms, payload_digest(encode_payload(i.payload_override))]
+            for i in trace.interventions
+        ],
+        trace.resumed_from_step,
+        None if trace.completion is None else trace.completion.value,
+        trace.created_at_ms,
+        trace.updated_at_ms,
+        trace.completed_at_ms,
+    ]
+    return hashlib.sha256(orjson.dumps(record)).hexdigest()
+
+
+# --- restore ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTrace:
+    """A validated trace for `import_trace`: prepared events and intervention payloads."""
+
+    trace: PersistedTrace
+    events: tuple[PreparedEnvelope, ...]
+    superseded: tuple[PreparedEnvelope, ...]
+    interventions: tuple[bytes | None, ...]
+
+
+def prepare_trace(
+    trace: PersistedTrace, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> PreparedTrace:
+    """Validate a whole trace before a restore writes any of it; raises `InvalidInput`."""
+    if type(trace) is not PersistedTrace:
+        raise InvalidInput(f"expected a PersistedTrace, got {type(trace).__name__}")
+    tid = validate_id("trace_id", trace.trace_id)
+    validate_id("circuit", trace.circuit)
+    validate_id("schematic_version", trace.schematic_version)
+    events = tuple(prepare_envelope(e, max_payload_bytes=max_payload_bytes) for e in trace.events)
+    superseded = tuple(
+        prepare_envelope(e, max_payload_bytes=max_payload_bytes) for e in trace.superseded_events
+    )
+    for p in (*events, *superseded):
+        if (p.envelope.trace_id, p.envelope.circuit) != (tid, trace.circuit):
+            raise InvalidInput(
+                f"trace {tid!r} holds an event of trace {p.envelope.trace_id!r} "
+                f"(circuit {p.envelope.circuit!r}); every event must carry the trace's id "
+                "and circuit"
+            )
+    steps = [p.envelope.step for p in events]
+    if any(a >= b for a, b in itertools.pairwise(steps)):
+        raise InvalidInput(f"trace {tid!r} events must be ordered by step, one per step")
+    _check_trace_times(trace)
+    interventions = tuple(
+        prepare_intervention(i, max_payload_bytes=max_payload_bytes) for i in trace.interventions
+    )
+    hashed = replace(
+        trace,
+        events=tuple(p.envelope for p in events),
+        superseded_events=tuple(p.envelope for p in superseded),
+    )
+    return PreparedTrace(hashed, events, superseded, interventions)
+
+
+def _check_trace_times(trace: PersistedTrace) -> None:
+    if trace.resumed_from_step is not None:
+        validate_step(trace.resumed_from_step, what="resumed_from_step", minimum=-1)
+    validate_step(trace.created_at_ms, what="created_at_ms")
+    validate_step(trace.updated_at_ms, what="updated_at_ms")
+    if (trace.completion is None) != (trace.completed_at_ms is None):
+        raise InvalidInput("completion and completed_at_ms must be both set or both None")
+    if trace.completion is not None:
+        validate_completion(trace.completion)
+        validate_step(trace.completed_at_ms, what="completed_at_ms")

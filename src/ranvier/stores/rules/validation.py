@@ -1,0 +1,234 @@
+"""Validation of what a caller hands a store: ids, steps, payloads, envelopes."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import orjson
+
+from ranvier.errors import InvalidInput
+from ranvier.model import (
+    CompletionState,
+    Intervention,
+    JSONValue,
+    OutcomeKind,
+    PersistenceEnvelope,
+)
+
+MAX_ID_LENGTH = 255
+"""Longest trace id, circuit, version, node id, holder or compensation key (characters)."""
+DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
+"""Default limit on a payload's canonical JSON size; stores take `max_payload_bytes`."""
+MAX_JSON_DEPTH = 254
+"""Most levels of nested lists/objects in a payload (orjson's limit); deeper is `InvalidInput`."""
+MAX_BATCH_SIZE = 10_000
+MAX_PAGE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEnvelope:
+    """A validated envelope with its payload hash filled in and its canonical JSON."""
+
+    envelope: PersistenceEnvelope
+    payload_json: bytes | None
+
+
+# --- validation -------------------------------------------------------------------
+
+
+def validate_id(what: str, value: object) -> str:
+    """A non-empty str of at most MAX_ID_LENGTH characters, without NUL or surrogates."""
+    if type(value) is not str:
+        raise InvalidInput(f"{what} must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidInput(f"{what} is {len(value)} characters long; use at most {MAX_ID_LENGTH}")
+    if "\x00" in value:
+        raise InvalidInput(f"{what} contains a NUL character (\\x00); remove it")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{what} is not valid Unicode (lone surrogate)") from None
+    return value
+
+
+def validate_step(step: object, *, what: str = "step", minimum: int = 0) -> int:
+    if type(step) is not int:
+        raise InvalidInput(f"{what} must be an int, got {type(step).__name__}")
+    if step < minimum:
+        raise InvalidInput(f"{what} must be >= {minimum}, got {step}")
+    return step
+
+
+def validate_positive(what: str, value: object, *, maximum: int | None = None) -> int:
+    if type(value) is not int or value <= 0:
+        raise InvalidInput(f"{what} must be a positive int, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise InvalidInput(f"{what} must be at most {maximum}, got {value}")
+    return value
+
+
+_SCALARS = frozenset((str, int, bool, type(None)))
+
+
+def _is_plain_json(value: Any) -> bool:
+    """Fast type walk (no messages); `_check_json` explains a failure with its path."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is float:
+        return bool(value - value == 0.0)  # false for NaN and infinities
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in _SCALARS and not _is_plain_json(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:  # noqa: SIM110 (a loop is faster than all() here)
+            if type(item) not in _SCALARS and not _is_plain_json(item):
+                return False
+        return True
+    return False
+
+
+def _check_json(value: Any, path: str) -> None:
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            raise InvalidInput(f"payload{path} contains a NUL character (\\x00); remove it")
+    elif kind is int or kind is bool or value is None:
+        return
+    elif kind is float:
+        if not math.isfinite(value):
+            raise InvalidInput(
+                f"payload{path} is {value!r}; JSON has no NaN or infinity, store null "
+                "or a string instead"
+            )
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidInput(
+                    f"payload{path} has a {type(key).__name__} key {key!r}; JSON object "
+                    "keys must be str"
+                )
+            if "\x00" in key:
+                raise InvalidInput(f"payload{path} has a key with a NUL character; remove it")
+            _check_json(item, f"{path}[{key!r}]")
+    elif kind is list:
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+    else:
+        raise InvalidInput(
+            f"payload{path} is a {kind.__name__}; only JSON values can be stored (dict with "
+            "str keys, list, str, int, float, bool, None): convert it first"
+        )
+
+
+def encode_payload(
+    payload: JSONValue, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> bytes | None:
+    """The payload's canonical JSON (sorted keys), or None for a None payload."""
+    if payload is None:
+        return None
+    try:
+        if not _is_plain_json(payload):
+            _check_json(payload, "")
+    except RecursionError:  # a cycle, or nesting far beyond what JSON stores allow
+        raise InvalidInput(
+            f"payload is nested deeper than {MAX_JSON_DEPTH} levels (or contains itself); "
+            "flatten it"
+        ) from None
+    try:
+        data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidInput(f"payload cannot be stored as JSON: {exc}") from None
+    if b"\\u0000" in data:  # a NUL somewhere (or a literal backslash-u0000): find it
+        _check_json(payload, "")
+    if len(data) > max_bytes:
+        raise InvalidInput(
+            f"payload is {len(data)} bytes of JSON; the limit is {max_bytes} "
+            "(store a reference instead, or raise max_payload_bytes)"
+        )
+    return data
+
+
+def decode_payload(data: bytes | str | None) -> JSONValue:
+    return None if data is None else orjson.loads(data)
+
+
+def payload_digest(data: bytes | None) -> str | None:
+    """sha256 hex of the canonical JSON: what re-appends are compared by."""
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def prepare_envelope(
+    envelope: PersistenceEnvelope, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> PreparedEnvelope:
+    """Validate an envelope and fill in its payload hash; raises `InvalidInput`."""
+    if type(envelope) is not PersistenceEnvelope:
+        raise InvalidInput(f"expected a PersistenceEnvelope, got {type(envelope).__name__}")
+    validate_id("trace_id", envelope.trace_id)
+    validate_id("circuit", envelope.circuit)
+    validate_id("schematic_version", envelope.schematic_version)
+    validate_step(envelope.step)
+    if envelope.node_id is not None:
+        validate_id("node_id", envelope.node_id)
+    kind = envelope.outcome_kind
+    if type(kind) is not OutcomeKind:
+        try:
+            kind = OutcomeKind(kind)
+        except ValueError:
+            names = ", ".join(k.value for k in OutcomeKind)
+            raise InvalidInput(f"outcome_kind {kind!r} is not one of {names}") from None
+    validate_step(envelope.timestamp_ms, what="timestamp_ms")
+    data = encode_payload(envelope.payload, max_bytes=max_payload_bytes)
+    digest = payload_digest(data)
+    if envelope.payload_hash is not None and envelope.payload_hash != digest:
+        raise InvalidInput(
+            "payload_hash does not match the payload; leave it None to have it computed"
+        )
+    if envelope.payload_hash != digest or kind is not envelope.outcome_kind:
+        envelope = _with_hash(envelope, digest, kind)
+    return PreparedEnvelope(envelope, data)
+
+
+_ENVELOPE_FIELDS = tuple(f.name for f in fields(PersistenceEnvelope))
+_set = object.__setattr__
+
+
+def _with_hash(
+    envelope: PersistenceEnvelope, digest: str | None, kind: OutcomeKind
+) -> PersistenceEnvelope:
+    # dataclasses.replace costs twice as much; this is on every checkpoint's path
+    copy = object.__new__(PersistenceEnvelope)
+    for name in _ENVELOPE_FIELDS:
+        _set(copy, name, getattr(envelope, name))
+    _set(copy, "payload_hash", digest)
+    _set(copy, "outcome_kind", kind)
+    return copy
+
+
+def prepare_intervention(
+    intervention: Intervention, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> bytes | None:
+    """Validate an intervention; returns its payload override's canonical JSON."""
+    if type(intervention) is not Intervention:
+        raise InvalidInput(f"expected an Intervention, got {type(intervention).__name__}")
+    validate_id("target_node", intervention.target_node)
+    validate_step(intervention.timestamp_ms, what="timestamp_ms")
+    return encode_payload(intervention.payload_override, max_bytes=max_payload_bytes)
+
+
+def validate_completion(state: object) -> CompletionState:
+    try:
+        return CompletionState(str(state))
+    except ValueError:
+        names = ", ".join(s.value for s in CompletionState)
+        raise InvalidInput(f"completion state {state!r} is not one of {names}") from None
