@@ -143,3 +143,10 @@ def test_python_m_ranvier_runs_the_cli(tmp_path: Path) -> None:
 def test_demo_runs_on_a_sqlite_store(cli: Cli, tmp_path: Path) -> None:
     result = cli(None, "demo", "--store", f"sqlite:///{tmp_path / 'demo.db'}")
     assert result.exit_code == 0, result.output
+
+
+def test_schema_show_on_a_missing_sqlite_directory_is_one_line_and_exit_3(
+    cli: Cli, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/no-such-dir/x.db"
+    assert_one_line_error(cli(None, "schema", "show", "--store", url), 3, "no-such-dir")

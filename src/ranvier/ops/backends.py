@@ -73,6 +73,16 @@ def sqlite_info(url: str) -> dict[str, Any]:
     from ranvier.stores.sqlite_schema import stored_version
 
     path, _ = path_of_url(url)
+    try:
+        return _read_sqlite_info(path)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(
+            f"cannot read the SQLite store at {path}: {exc}; check the path in the URL "
+            "(sqlite:///relative.db, sqlite:////absolute/path.db)"
+        ) from exc
+
+
+def _read_sqlite_info(path: str) -> dict[str, Any]:
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         tables = [
