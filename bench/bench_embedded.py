@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import Latency, throughput, time_each, time_each_sync
+from bench.common import Latency, latency_of, throughput, time_each, time_each_sync
 from ranvier import InMemoryPersistenceStore, OutcomeKind, PersistenceEnvelope
 from ranvier.stores.base import PersistenceStore
 from ranvier.stores.sqlite import SqlitePersistenceStore
@@ -92,37 +92,65 @@ def dict_floor(n: int) -> Latency:
     return time_each_sync(n, lambda i: events.__setitem__(i, prepared[i]), warmup=0)
 
 
-def sqlite_floor(path: Path, n: int, label: str) -> Latency:
+class SqliteFloor:
     """A bare INSERT+COMMIT of one event row, with the store writer's pragmas."""
-    conn = connect(str(path), synchronous="NORMAL", busy_timeout_ms=5000)
-    conn.execute(FLOOR_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
-    data = orjson.dumps(payload(0), option=orjson.OPT_SORT_KEYS).decode()
-    digest = hashlib.sha256(data.encode()).hexdigest()
-    now = time.time_ns() // 1_000_000
 
-    def insert(i: int) -> None:
+    def __init__(self, path: Path, label: str) -> None:
+        self.conn = connect(str(path), synchronous="NORMAL", busy_timeout_ms=5000)
+        self.conn.execute(FLOOR_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+        self.label = label
+        self.data = orjson.dumps(payload(0), option=orjson.OPT_SORT_KEYS).decode()
+        self.digest = hashlib.sha256(self.data.encode()).hexdigest()
+        self.now = time.time_ns() // 1_000_000
+
+    def insert(self, i: int) -> None:
+        conn = self.conn
         conn.execute("BEGIN")
-        conn.execute(FLOOR_INSERT, (label, i, "node", now, digest, data, now))
+        conn.execute(
+            FLOOR_INSERT, (self.label, i, "node", self.now, self.digest, self.data, self.now)
+        )
         conn.execute("COMMIT")
 
-    try:
-        return time_each_sync(n, insert)
-    finally:
-        conn.close()
+    def close(self) -> None:
+        self.conn.close()
 
 
 # --- stores -------------------------------------------------------------------------
 
 
-async def sequential(store: PersistenceStore, trace_id: str, n: int) -> Latency:
+async def sequential(
+    store: PersistenceStore, floor: SqliteFloor | None, trace_id: str, n: int, chunks: int
+) -> tuple[Latency, Latency | None]:
     """Appends one after another to one trace; envelopes are built before timing.
 
+    With a floor, store and floor alternate in `chunks` blocks, so that the machine's
+    noise (other processes, CPU clock) hits both alike; returns (store, floor).
     The warm-up trace sorts first, so the timed rows land at the end of the table's
     B-tree, as the floor's do (mid-tree inserts split pages more, in both).
     """
     warm = [envelope(f"0-warm-{trace_id}", i) for i in range(50)]
     envelopes = [envelope(trace_id, i) for i in range(n)]
-    return await time_each(n, lambda i: store.append(envelopes[i] if i >= 0 else warm[-1 - i]))
+    clock = time.perf_counter_ns
+    for env in warm:
+        await store.append(env)
+    if floor is not None:
+        for i in range(50):
+            floor.insert(-1 - i)
+    own: list[int] = []
+    bare: list[int] = []
+    per = max(1, n // chunks)
+    for first in range(0, n, per):
+        block = range(first, min(n, first + per))
+        if floor is not None:
+            for i in block:
+                start = clock()
+                floor.insert(i)
+                bare.append(clock() - start)
+        for i in block:
+            start = clock()
+            await store.append(envelopes[i])
+            own.append(clock() - start)
+    return latency_of(own), (latency_of(bare) if bare else None)
 
 
 async def concurrent(store: PersistenceStore, label: str, total: int) -> float:
@@ -144,10 +172,18 @@ async def load_time(store: PersistenceStore, label: str, runs: int) -> Latency:
 
 
 async def one_round(
-    figures: Figures, store: PersistenceStore, label: str, args: argparse.Namespace
+    figures: Figures,
+    store: PersistenceStore,
+    label: str,
+    args: argparse.Namespace,
+    floor: tuple[Figures, SqliteFloor] | None = None,
 ) -> None:
     try:
-        figures.seq.append(await sequential(store, f"{label}-seq", args.n))
+        bare = None if floor is None else floor[1]
+        own, base = await sequential(store, bare, f"{label}-seq", args.n, args.chunks)
+        figures.seq.append(own)
+        if floor is not None and base is not None:
+            floor[0].seq.append(base)
         figures.rate.append(await concurrent(store, f"{label}-c", args.total))
         figures.load.append(await load_time(store, label, args.loads))
     finally:
@@ -163,7 +199,7 @@ def writer_mode(mode: str) -> Iterator[None]:
     thread: every transaction on the writer thread (queue hand-off per batch)."""
     saved = SqliteDatabase._may_commit_now, SqliteDatabase._inline_allowed
     if mode in ("batch", "thread"):
-        SqliteDatabase._may_commit_now = lambda self, loop, job: False  # type: ignore[method-assign]
+        SqliteDatabase._may_commit_now = lambda self, loop, heavy: False  # type: ignore[method-assign]
     if mode == "thread":
         SqliteDatabase._inline_allowed = lambda self, batch: False  # type: ignore[method-assign]
     try:
@@ -181,12 +217,15 @@ async def main(args: argparse.Namespace) -> None:
     }
     with tempfile.TemporaryDirectory(prefix="ranvier-bench-") as tmp:
         for r in range(args.rounds):
-            floor.seq.append(sqlite_floor(Path(tmp) / "floor.db", args.n, f"floor-{r}"))
             for mode in modes:
-                with writer_mode(mode):
-                    store = SqlitePersistenceStore(Path(tmp) / f"{mode}.db")
-                    await store.ensure_schema()
-                    await one_round(sqlite[mode], store, f"r{r}", args)
+                bare = SqliteFloor(Path(tmp) / "floor.db", f"floor-{r}-{mode}")
+                try:
+                    with writer_mode(mode):
+                        store = SqlitePersistenceStore(Path(tmp) / f"{mode}.db")
+                        await store.ensure_schema()
+                        await one_round(sqlite[mode], store, f"r{r}", args, (floor, bare))
+                finally:
+                    bare.close()
             await one_round(memory, InMemoryPersistenceStore(), f"r{r}", args)
     dict_figures = Figures("floor: dict append", seq=[dict_floor(args.n)])
     report(dict_figures, floor, memory, list(sqlite.values()))
@@ -212,6 +251,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument(
         "--compare-writers", action="store_true", help="also time the batch/thread writers"
+    )
+    parser.add_argument(
+        "--chunks", type=int, default=20, help="blocks in which SQLite and its floor alternate"
     )
     args = parser.parse_args()
     scale = 10 if args.quick else 1

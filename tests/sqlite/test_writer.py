@@ -133,9 +133,9 @@ async def test_wal_checkpoints_run_on_the_reader_thread(
     threads: list[str] = []
     checkpoint = sqlite_writer._checkpoint
 
-    def counting(conn: sqlite3.Connection) -> None:
+    def counting(conn: sqlite3.Connection) -> int:
         threads.append(threading.current_thread().name)
-        checkpoint(conn)
+        return checkpoint(conn)
 
     monkeypatch.setattr(sqlite_writer, "CHECKPOINT_EVERY", 10)
     monkeypatch.setattr(sqlite_writer, "_checkpoint", counting)
@@ -147,6 +147,42 @@ async def test_wal_checkpoints_run_on_the_reader_thread(
     await store.load(tid)  # queued behind the checkpoints on the reader thread
     assert threads  # at least one (one runs at a time; the rest were due meanwhile)
     assert all(name.startswith("ranvier-sqlite-r") for name in threads)
+    await store.close()
+
+
+async def test_the_wal_restarts_from_its_start_under_a_steady_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A passive checkpoint beside the writes never copies every frame, and SQLite
+    # restarts the WAL only after one has: without the paused last pass, the WAL held
+    # every frame ever written (it grew to GBs in the bench).
+    threads: list[str] = []
+    checkpoint = sqlite_writer._checkpoint
+
+    def counting(conn: sqlite3.Connection) -> int:
+        threads.append(threading.current_thread().name)
+        return checkpoint(conn)
+
+    monkeypatch.setattr(sqlite_writer, "CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(sqlite_writer, "RESTART_WAL_FRAMES", 40)
+    monkeypatch.setattr(sqlite_writer, "_checkpoint", counting)
+    path = tmp_path / "restart.db"
+    store = SqlitePersistenceStore(path)
+    await store.ensure_schema()
+
+    async def writer(tid: str) -> None:
+        for step in range(100):
+            await store.append(envelope(tid, step, {"pad": "x" * 200}))
+
+    tids = [new_trace_id() for _ in range(32)]
+    await asyncio.gather(*(writer(t) for t in tids))
+    frames = path.with_name("restart.db-wal").stat().st_size // (4096 + 24)
+    assert frames < 32 * 100  # each append wrote a frame: the WAL restarted at least once
+    assert any(name.startswith("ranvier-sqlite-w") for name in threads)  # writes paused
+    assert not any(name == threading.current_thread().name for name in threads)  # not the loop
+    for tid in tids:
+        trace = await store.load(tid)
+        assert trace is not None and len(trace.events) == 100
     await store.close()
 
 

@@ -70,7 +70,6 @@ async def redis_info(store: PersistenceStore, url: str) -> dict[str, Any]:
 
 def sqlite_info(url: str) -> dict[str, Any]:
     from ranvier.stores.sqlite import path_of_url
-    from ranvier.stores.sqlite_schema import stored_version
 
     path, _ = path_of_url(url)
     try:
@@ -83,6 +82,8 @@ def sqlite_info(url: str) -> dict[str, Any]:
 
 
 def _read_sqlite_info(path: str) -> dict[str, Any]:
+    from ranvier.stores.sqlite_schema import stored_version
+
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         tables = [

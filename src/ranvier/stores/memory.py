@@ -29,16 +29,19 @@ from ranvier.model import (
 from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
 
+_Event = rules.PreparedEnvelope
+"""A stored event: the validated envelope (whose payload may be the caller's object,
+so loads decode the canonical JSON), its hash and kind (the envelope is not copied)."""
 
-@dataclass(slots=True)
-class _Event:
-    envelope: PersistenceEnvelope  # its payload may be the caller's object: loads use the JSON
-    payload_json: bytes | None
 
-    def materialize(self) -> PersistenceEnvelope:
-        if self.payload_json is None:
-            return replace(self.envelope, payload=None)
-        return replace(self.envelope, payload=rules.decode_payload(self.payload_json))
+def _materialize(event: _Event) -> PersistenceEnvelope:
+    data = event.payload_json
+    return replace(
+        event.source,
+        payload=None if data is None else rules.decode_payload(data),
+        payload_hash=event.payload_hash,
+        outcome_kind=event.outcome_kind,
+    )
 
 
 @dataclass(slots=True)
@@ -156,22 +159,31 @@ class InMemoryPersistenceStore:
 
     async def append(self, envelope: PersistenceEnvelope, *, fence: int | None = None) -> None:
         prepared = rules.prepare_envelope(envelope, max_payload_bytes=self._max_payload_bytes)
-        env = prepared.envelope
-        self._check_fence(env.trace_id, fence)
-        now = now_ms()
-        trace = self._traces.get(env.trace_id)
+        tid = envelope.trace_id
+        if fence is not None:
+            self._check_fence(tid, fence)
+        trace = self._traces.get(tid)
         if trace is None:
-            trace = _Trace(env.circuit, env.schematic_version, now, now)
-            self._traces[env.trace_id] = trace
+            now = now_ms()
+            trace = self._traces[tid] = _Trace(
+                envelope.circuit, envelope.schematic_version, now, now
+            )
         else:
-            rules.check_circuit(trace.circuit, env)
-            rules.check_open(env.trace_id, trace.completion)
-            stored = trace.events.get(env.step)
+            if trace.circuit != envelope.circuit:
+                rules.check_circuit(trace.circuit, envelope)
+            if trace.completion is not None:
+                rules.check_open(tid, trace.completion)
+            stored = trace.events.get(envelope.step)
             if stored is not None:
-                old = stored.envelope
-                rules.check_reappend(old.outcome_kind.value, old.node_id, old.payload_hash, env)
+                rules.check_reappend(
+                    stored.outcome_kind.value,
+                    stored.source.node_id,
+                    stored.payload_hash,
+                    prepared.envelope,
+                )
                 return
-        trace.events[env.step] = _Event(env, prepared.payload_json)
+            now = now_ms()
+        trace.events[envelope.step] = prepared
         trace.updated_at_ms = now
 
     async def load(self, trace_id: str) -> PersistedTrace | None:
@@ -187,14 +199,14 @@ class InMemoryPersistenceStore:
             trace_id=trace_id,
             circuit=trace.circuit,
             schematic_version=trace.schematic_version,
-            events=tuple(trace.events[s].materialize() for s in sorted(trace.events)),
+            events=tuple(_materialize(trace.events[s]) for s in sorted(trace.events)),
             interventions=interventions,
             resumed_from_step=trace.resumed_from_step,
             completion=trace.completion,
             created_at_ms=trace.created_at_ms,
             updated_at_ms=trace.updated_at_ms,
             completed_at_ms=trace.completed_at_ms,
-            superseded_events=tuple(e.materialize() for e in trace.superseded),
+            superseded_events=tuple(_materialize(e) for e in trace.superseded),
         )
 
     async def resume(
@@ -316,7 +328,7 @@ class InMemoryPersistenceStore:
             ],
         )
         for p in prepared.events:
-            row.events[p.envelope.step] = _Event(replace(p.envelope, payload=None), p.payload_json)
+            row.events[p.source.step] = _Event(replace(p.envelope, payload=None), p.payload_json)
         row.superseded = [
             _Event(replace(p.envelope, payload=None), p.payload_json) for p in prepared.superseded
         ]

@@ -29,6 +29,7 @@ from ranvier.model import (
 from ranvier.stores import rules
 from ranvier.stores import sqlite_ops as ops
 from ranvier.stores import sqlite_read as read
+from ranvier.stores import sqlite_sql as sql
 from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.sqlite_compensation import SqliteCompensationIdempotencyStore
 from ranvier.stores.sqlite_conn import SYNCHRONOUS_MODES
@@ -92,8 +93,32 @@ class SqlitePersistenceStore:
 
     async def append(self, envelope: PersistenceEnvelope, *, fence: int | None = None) -> None:
         prepared = rules.prepare_envelope(envelope, max_payload_bytes=self._max_payload_bytes)
-        env, payload = prepared.envelope, _text(prepared.payload_json)
-        await self._db.submit(lambda conn: ops.append(conn, env, payload, fence))
+        data = prepared.payload_json
+        payload = None if data is None else data.decode()
+        args = (  # APPEND_FAST's parameters but now_ms, which the writer adds
+            envelope.trace_id,
+            envelope.step,
+            prepared.outcome_kind.value,
+            envelope.node_id,
+            envelope.timestamp_ms,
+            prepared.payload_hash,
+            payload,
+            envelope.schematic_version,
+            envelope.circuit,
+            fence,
+        )
+        db = self._db
+        done = db.commit_now(sql.APPEND_FAST, args)  # no future, no loop turn
+        if done:
+            return
+
+        def checked(conn: sqlite3.Connection) -> None:
+            ops.append_checked(conn, prepared.envelope, payload, fence, now_ms())
+
+        if done is None:
+            await db.submit_fast(sql.APPEND_FAST, args, checked)
+        else:
+            await db.submit(checked)
 
     async def load(self, trace_id: str) -> PersistedTrace | None:
         rules.validate_id("trace_id", trace_id)
@@ -112,7 +137,18 @@ class SqlitePersistenceStore:
     ) -> None:
         state = rules.validate_completion(state)
         rules.validate_id("trace_id", trace_id)
-        await self._db.submit(lambda conn: ops.complete(conn, trace_id, state, fence))
+        db, args = self._db, (trace_id, state.value, fence)
+        done = db.commit_now(sql.COMPLETE_FAST, args)
+        if done:
+            return
+
+        def checked(conn: sqlite3.Connection) -> None:
+            ops.complete(conn, trace_id, state, fence)
+
+        if done is None:
+            await db.submit_fast(sql.COMPLETE_FAST, args, checked)
+        else:
+            await db.submit(checked)
 
     async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
         data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)

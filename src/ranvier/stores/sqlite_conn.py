@@ -8,6 +8,8 @@ import time
 from ranvier.errors import StoreUnavailable
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+WAL_SIZE_LIMIT = 64 << 20
+"""When the WAL restarts from its start, a longer file is truncated to this (bytes)."""
 
 
 class translate_errors:  # lower case: used as `with translate_errors(path):`
@@ -52,6 +54,7 @@ def connect(path: str, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Con
             raise StoreUnavailable(f"SQLite store {path} cannot use WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         conn.execute("PRAGMA foreign_keys = OFF")
     except BaseException:
         conn.close()

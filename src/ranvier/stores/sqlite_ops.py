@@ -41,26 +41,15 @@ def check_fence(conn: sqlite3.Connection, trace_id: str, fence: int | None, now:
         rules.check_fence(trace_id, fence, token, expires, now)
 
 
-def append(
-    conn: sqlite3.Connection, env: PersistenceEnvelope, payload: str | None, fence: int | None
+def append_checked(
+    conn: sqlite3.Connection,
+    env: PersistenceEnvelope,
+    payload: str | None,
+    fence: int | None,
+    now: int,
 ) -> None:
-    now = now_ms()
+    """An append that APPEND_FAST did not take: every rule checked here, in order."""
     tid = env.trace_id
-    if fence is None:
-        fast = (
-            tid,
-            env.step,
-            env.outcome_kind.value,
-            env.node_id,
-            env.timestamp_ms,
-            env.payload_hash,
-            payload,
-            env.schematic_version,
-            now,
-            env.circuit,
-        )
-        if conn.execute(sql.APPEND_FAST, fast).rowcount:
-            return
     check_fence(conn, tid, fence, now)
     row = conn.execute(sql.APPEND_PRECHECK, (tid,)).fetchone()
     version: str | None = None

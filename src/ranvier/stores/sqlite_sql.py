@@ -12,17 +12,27 @@ TRACES_VIEW = "ranvier_persistence_traces"
 # --- append ---------------------------------------------------------------------------
 
 APPEND_FAST = f"""
-INSERT INTO {EVENTS} (trace_id, superseded, step, outcome_kind, node_id, timestamp_ms,
-                      payload_hash, payload, schematic_version, recorded_at_ms)
-SELECT ?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, nullif(?8, s.schematic_version), ?9
-  FROM {STATE} s
- WHERE s.trace_id = ?1 AND s.circuit = ?10 AND s.completion IS NULL
-   AND NOT EXISTS (SELECT 1 FROM {EVENTS} e
-                    WHERE e.trace_id = ?1 AND e.superseded = 0 AND e.step >= ?2)
+INSERT OR IGNORE INTO {EVENTS} (trace_id, superseded, step, outcome_kind, node_id,
+                      timestamp_ms, payload_hash, payload, schematic_version, recorded_at_ms)
+VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7,
+        nullif(?8, (SELECT s.schematic_version FROM {STATE} s WHERE s.trace_id = ?1)),
+        (SELECT ?11 FROM {STATE} s
+          WHERE s.trace_id = ?1 AND s.circuit = ?9 AND s.completion IS NULL
+            AND NOT EXISTS (SELECT 1 FROM {EVENTS} e
+                             WHERE e.trace_id = ?1 AND e.superseded = 0 AND e.step >= ?2)
+            AND (?10 IS NULL OR EXISTS (SELECT 1 FROM {LEASES} l
+                             WHERE l.trace_id = ?1 AND l.token = ?10
+                               AND l.expires_at_ms > ?11))))
 """
-"""The common case in one statement: the trace exists, is open, on this circuit, and the
-step is past its last live one, so no rule can object. Otherwise nothing is written and
-`append` reads what the rules need (APPEND_PRECHECK) and lets them decide."""
+"""The common case in one statement: the trace exists, is open, on this circuit, the
+step is past its last live one, and the fencing token (?10), if any, is the live lease's,
+so no rule can object. Otherwise `recorded_at_ms` is NULL (a NOT NULL column) or the
+step's key is taken: OR IGNORE writes nothing (rowcount 0), and `ops.append_checked`
+reads what the rules need and lets them decide, in the same transaction.
+Parameters: trace_id, step, outcome_kind, node_id, timestamp_ms, payload_hash, payload,
+schematic_version, circuit, fence, now_ms (the writer adds now_ms when it runs).
+VALUES with scalar subqueries rather than INSERT ... SELECT: SQLite copies a SELECT that
+reads the table it inserts into through a temporary table first (~2.5 us more)."""
 APPEND_PRECHECK = f"""
 SELECT s.circuit, s.schematic_version, s.completion,
        (SELECT max(e.step) FROM {EVENTS} e WHERE e.trace_id = s.trace_id AND e.superseded = 0)
@@ -66,6 +76,17 @@ UPDATE {EVENTS} SET superseded = ? WHERE trace_id = ? AND superseded = 0 AND ste
 RECORD_RESUME = f"""
 UPDATE {STATE} SET resumed_from_step = ?, rewinds = ?, updated_at_ms = ? WHERE trace_id = ?
 """
+COMPLETE_FAST = f"""
+UPDATE {STATE} SET completion = ?2, completed_at_ms = ?4, updated_at_ms = ?4
+ WHERE trace_id = ?1 AND completion IS NULL
+   AND (?3 IS NULL OR EXISTS (SELECT 1 FROM {LEASES} l
+                               WHERE l.trace_id = ?1 AND l.token = ?3
+                                 AND l.expires_at_ms > ?4))
+"""
+"""The common completion in one statement: an open trace, and the fencing token (?3), if
+any, is the live lease's. Otherwise it changes nothing and `ops.complete` lets the rules
+decide (no trace, already completed: a no-op, FAULT -> COMPENSATED, or an error).
+Parameters: trace_id, completion, fence, now_ms (added by the writer)."""
 RECORD_COMPLETION = f"""
 UPDATE {STATE} SET completion = ?, completed_at_ms = ?, updated_at_ms = ? WHERE trace_id = ?
 """

@@ -14,7 +14,13 @@ Where the transaction runs (see docs/decisions.md):
 - on the writer thread, with the full busy_timeout, when synchronous is FULL/EXTRA
   (commits fsync), when the job is heavy (purge, delete, import, resume, schema), and
   for a while after an inline attempt found the file locked by another connection.
-WAL checkpoints (which fsync) run on the reader thread, never at an inline commit.
+WAL checkpoints (which fsync) run on the reader thread, never at an inline commit;
+when the WAL has grown long, a last pass runs on the writer thread with writes paused,
+so that SQLite can restart the WAL from its start (`_start_catch_up`).
+
+A job may carry a `fast` statement (`submit_fast`, `commit_now`): one guarded statement
+that does the whole job when no rule could object, tried before `work`. Committing at
+once, it is its own autocommit transaction (no BEGIN/COMMIT round trips).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -33,6 +39,8 @@ from ranvier.stores.sqlite_conn import connect, is_busy, translate_errors
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
+_time_ns = time.time_ns
+_monotonic = time.monotonic
 
 MAX_BATCH = 512
 """Most jobs per transaction (on the writer thread)."""
@@ -44,6 +52,15 @@ EAGER_SLICE_S = 0.0005
 """Longest run of at-once commits without the loop getting a turn."""
 CHECKPOINT_EVERY = 2000
 """Run a passive WAL checkpoint (in the reader thread) after this many committed jobs."""
+RESTART_WAL_FRAMES = 8192
+"""A WAL this long (frames of one page, 4 KiB: 32 MiB) is made to restart from its start
+(a last checkpoint pass with writes paused); shorter, it keeps growing."""
+CATCH_UP_PASSES = 2
+
+
+def _now_ms() -> int:
+    """The store clock (`model.now_ms`)."""
+    return _time_ns() // 1_000_000
 
 
 class _Busy(Exception):
@@ -55,12 +72,18 @@ class _Job:
     work: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     heavy: bool
+    fast: str | None = None
+    args: tuple[object, ...] = ()
 
 
 @dataclass(slots=True)
 class _Outcome:
     ok: bool
     value: Any
+
+
+_DONE = _Outcome(True, None)
+"""The outcome of a job that its fast statement did in full (shared: never mutated)."""
 
 
 class SqliteDatabase:
@@ -73,6 +96,7 @@ class SqliteDatabase:
         self._inline_mode = synchronous in ("OFF", "NORMAL")  # commits do not fsync
         self._translate = translate_errors(path)
         self._writer: sqlite3.Connection | None = None
+        self._fast: sqlite3.Cursor | None = None  # the writer's, reused: no cursor per call
         self._reader: sqlite3.Connection | None = None
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ranvier-sqlite-w")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="ranvier-sqlite-r")
@@ -84,15 +108,68 @@ class SqliteDatabase:
         self._timeout_now = -1
         self._since_checkpoint = 0
         self._checkpointing = False
+        self._catch_up = False  # a passive checkpoint ended: finish it with writes paused
         self._drained: asyncio.Future[None] | None = None
         self._turn_mark: asyncio.Handle | None = None
         self._thread_flush: asyncio.Task[None] | None = None  # referenced while it runs
         self._hog_since = 0.0
+        self._ready: Sized | None = None
 
     # --- submitting work ----------------------------------------------------------
 
     def submit(self, work: Work[T], *, heavy: bool = False) -> asyncio.Future[T]:
         """Queue a write job; the future resolves after the commit that holds it."""
+        return self._submit(work, heavy, None, ())
+
+    def submit_fast(
+        self, fast: str, args: tuple[object, ...], work: Work[None]
+    ) -> asyncio.Future[None]:
+        """Queue a write job that one guarded statement usually does in full.
+
+        `fast` runs first with `args + (now_ms,)` (the store clock when it runs): if it
+        changes a row, it did the whole job; if it changes nothing, `work` runs (in the
+        same transaction) and decides by the rules. Alone on the at-once path, the
+        statement is its own autocommit transaction (one statement: atomic).
+        """
+        return self._submit(work, False, fast, args)
+
+    def commit_now(self, fast: str, args: tuple[object, ...]) -> bool | None:
+        """The at-once path of `submit_fast` without a future: run `fast` alone, now.
+
+        True: it committed the whole job. False: it changed nothing (a rule may object):
+        submit the checked job. None: it could not run now (a batch is forming, the file
+        is locked, ...): `submit_fast`. Raises `StoreUnavailable` on a driver error.
+        """
+        if self._busy or self._closed:
+            return None
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or not self._may_commit_now(loop, False):
+            return None
+        conn, cursor = self._writer, self._fast
+        assert conn is not None and cursor is not None
+        if conn.in_transaction:  # never: a failed rollback; the statement must commit alone
+            return None
+        if self._timeout_now:
+            self._set_timeout(conn, 0)
+        try:
+            changed = cursor.execute(fast, (*args, _time_ns() // 1_000_000)).rowcount
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise StoreUnavailable(f"SQLite store {self.path} failed: {exc}") from exc
+            self._contended_until = time.monotonic() + CONTENDED_SECONDS
+            return None
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path} failed: {exc}") from exc
+        if not changed:
+            return False
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY and not self._checkpointing:
+            self._start_checkpoint()
+        return True
+
+    def _submit(
+        self, work: Work[Any], heavy: bool, fast: str | None, args: tuple[object, ...]
+    ) -> asyncio.Future[Any]:
         if self._closed:
             raise StoreUnavailable(f"SQLite store {self.path} is closed")
         loop = asyncio.get_running_loop()
@@ -100,11 +177,13 @@ class SqliteDatabase:
             if self._busy:
                 raise StoreUnavailable(f"SQLite store {self.path} is in use by another loop")
             self._loop, self._turn_mark = loop, None
-        future: asyncio.Future[T] = loop.create_future()
+            self._checkpointing = self._catch_up = False  # the old loop's never finished
+            self._ready = getattr(loop, "_ready", None)  # asyncio's ready queue; not uvloop's
+        future: asyncio.Future[Any] = loop.create_future()
         if not self._busy and self._may_commit_now(loop, heavy):
             try:
                 with self._translate:
-                    future.set_result(self._commit_one(work))
+                    future.set_result(self._commit_one(work, fast, args))
             except _Busy:
                 self._contended_until = time.monotonic() + CONTENDED_SECONDS
             except Exception as exc:
@@ -113,7 +192,7 @@ class SqliteDatabase:
             else:
                 self._committed(1)
                 return future  # done: `await future` returns without a loop turn
-        job = _Job(work, future, heavy)
+        job = _Job(work, future, heavy, fast, args)
         self._pending.append(job)
         if not self._busy:
             self._busy = True
@@ -148,10 +227,10 @@ class SqliteDatabase:
         """
         if heavy or not self._inline_mode or self._writer is None:
             return False
-        ready = getattr(loop, "_ready", None)  # asyncio's ready queue; absent on uvloop
+        ready = self._ready
         if ready is None or len(ready) > (self._turn_mark is not None):
             return False
-        now = time.monotonic()
+        now = _monotonic()
         if now < self._contended_until:
             return False
         if self._turn_mark is None:
@@ -200,7 +279,14 @@ class SqliteDatabase:
         for job, outcome in zip(batch, outcomes, strict=True):
             _settle(job, outcome)
         self._committed(len(batch))
+        self._next()
+
+    def _next(self) -> None:
+        """After a batch (or a checkpoint's catch-up): the next batch, or idle."""
         assert self._loop is not None
+        if self._catch_up and not self._closed:
+            self._start_catch_up()
+            return
         if self._pending:
             self._loop.call_soon(self._flush)
             return
@@ -240,13 +326,15 @@ class SqliteDatabase:
         except Exception as exc:
             return _Outcome(False, exc)
 
-    def _commit_one(self, work: Work[T]) -> T:
+    def _commit_one(self, work: Work[Any], fast: str | None, args: tuple[object, ...]) -> Any:
         """The at-once path: one job, its own transaction, rolled back on any error."""
-        conn = self._writer
-        assert conn is not None
+        conn, cursor = self._writer, self._fast
+        assert conn is not None and cursor is not None
         if self._timeout_now:
             self._set_timeout(conn, 0)
         try:
+            if fast is not None and cursor.execute(fast, (*args, _now_ms())).rowcount:
+                return None  # one statement: SQLite's autocommit made it atomic
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if is_busy(exc):
@@ -264,6 +352,7 @@ class SqliteDatabase:
         conn = self._writer
         if conn is None:
             conn = self._writer = self._connect()
+            self._fast = conn.cursor()
         self._set_timeout(conn, 0 if inline else self.busy_timeout_ms)
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -272,7 +361,14 @@ class SqliteDatabase:
                 raise _Busy from exc
             raise
         try:
-            outcomes = [self._run_job(conn, job) for job in batch]
+            now = _now_ms()
+            execute = self._fast.execute  # type: ignore[union-attr]
+            outcomes = [
+                _DONE
+                if job.fast is not None and execute(job.fast, (*job.args, now)).rowcount
+                else self._run_job(conn, job)
+                for job in batch
+            ]
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -296,16 +392,59 @@ class SqliteDatabase:
 
     # --- checkpoints and closing --------------------------------------------------
 
-    def _start_checkpoint(self) -> None:
+    def _start_checkpoint(self, passes: int = 1) -> None:
         assert self._loop is not None
         self._checkpointing, self._since_checkpoint = True, 0
         future = self._loop.run_in_executor(self._read_thread, self._run_read, _checkpoint)
-        future.add_done_callback(self._checkpoint_done)
+        future.add_done_callback(lambda done: self._checkpoint_done(done, passes))
 
-    def _checkpoint_done(self, future: asyncio.Future[Any]) -> None:
+    def _checkpoint_done(self, future: asyncio.Future[Any], passes: int) -> None:
+        """One checkpoint at a time: `_checkpointing` holds until the catch-up is over."""
+        if future.cancelled() or future.exception() is not None or self._closed:
+            self._checkpointing = False
+            return  # a failed passive checkpoint is retried next time
+        if future.result() < RESTART_WAL_FRAMES:
+            self._checkpointing = False
+            return
+        if passes < CATCH_UP_PASSES:  # another pass beside the writes: less left to pause for
+            self._start_checkpoint(passes + 1)
+            return
+        self._catch_up = True
+        if not self._busy:
+            self._busy = True
+            self._start_catch_up()
+
+    def _start_catch_up(self) -> None:
+        """Copy what was committed during the passive checkpoint, with writes paused.
+
+        A passive checkpoint runs beside the writes, so it never ends with every frame
+        copied, and SQLite restarts the WAL from its start only then: under a steady
+        load the WAL grew without bound (2 GB after 256,000 appends) and every commit
+        got slower. Pausing writes for this short second pass (the pages changed since
+        the first, usually a few ms) lets the next transaction restart the WAL.
+        """
+        assert self._loop is not None
+        self._catch_up = False
+        self._thread_flush = self._loop.create_task(self._catch_up_in_thread())
+
+    async def _catch_up_in_thread(self) -> None:
+        assert self._loop is not None
+        try:
+            await self._loop.run_in_executor(self._write_thread, self._final_checkpoint)
+        except asyncio.CancelledError:  # the loop is shutting down (asyncio.run returned)
+            self._checkpointing = self._busy = False
+            raise
+        except Exception:  # best effort: retried after the next checkpoint
+            pass
         self._checkpointing = False
-        if not future.cancelled():
-            future.exception()  # a failed passive checkpoint is retried next time
+        self._next()
+
+    def _final_checkpoint(self) -> None:
+        conn = self._writer
+        if conn is not None:
+            self._set_timeout(conn, 0)  # never wait for another process: retried later
+            with suppress(sqlite3.Error):
+                _checkpoint(conn)
 
     async def close(self) -> None:
         if self._closed:
@@ -317,13 +456,15 @@ class SqliteDatabase:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._write_thread, _close_conn, self._writer)
         await loop.run_in_executor(self._read_thread, _close_conn, self._reader)
-        self._writer = self._reader = None
+        self._writer = self._reader = self._fast = None
         self._write_thread.shutdown(wait=False)
         self._read_thread.shutdown(wait=False)
 
 
-def _checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+def _checkpoint(conn: sqlite3.Connection) -> int:
+    """A passive checkpoint; the WAL's length in frames (-1 if it is not in WAL mode)."""
+    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return -1 if row is None else int(row[1])
 
 
 def _close_conn(conn: sqlite3.Connection | None) -> None:
@@ -332,12 +473,13 @@ def _close_conn(conn: sqlite3.Connection | None) -> None:
 
 
 def _settle(job: _Job, outcome: _Outcome) -> None:
-    if job.future.done():
+    future = job.future
+    if future.done():
         return  # the caller was cancelled; its write may still be stored
     if outcome.ok:
-        job.future.set_result(outcome.value)
+        future.set_result(outcome.value)
     else:
-        job.future.set_exception(outcome.value)
+        future.set_exception(outcome.value)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

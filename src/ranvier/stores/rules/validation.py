@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -28,19 +28,59 @@ MAX_BATCH_SIZE = 10_000
 MAX_PAGE_SIZE = 10_000
 
 
-@dataclass(frozen=True, slots=True)
 class PreparedEnvelope:
-    """A validated envelope with its payload hash filled in and its canonical JSON."""
+    """A validated envelope: its canonical JSON, payload hash and outcome kind.
 
-    envelope: PersistenceEnvelope
+    `envelope` is the caller's envelope with `payload_hash` and `outcome_kind` filled in.
+    It is built on first use: an adapter that reads `source`, `payload_hash` and
+    `outcome_kind` instead never pays for the copy (every checkpoint takes this path).
+    Read-only by convention; `prepare_envelope` is the way to make one.
+    """
+
+    __slots__ = ("_envelope", "outcome_kind", "payload_hash", "payload_json", "source")
+
+    source: PersistenceEnvelope
+    """The caller's envelope, validated (its `payload_hash` may be None)."""
     payload_json: bytes | None
+    payload_hash: str | None
+    outcome_kind: OutcomeKind
+    _envelope: PersistenceEnvelope | None
+
+    def __init__(self, envelope: PersistenceEnvelope, payload_json: bytes | None) -> None:
+        """From an envelope that already holds its payload hash and outcome kind."""
+        self.source = self._envelope = envelope
+        self.payload_json = payload_json
+        self.payload_hash = envelope.payload_hash
+        self.outcome_kind = OutcomeKind(envelope.outcome_kind)
+
+    @property
+    def envelope(self) -> PersistenceEnvelope:
+        envelope = self._envelope
+        if envelope is None:
+            envelope = _with_hash(self.source, self.payload_hash, self.outcome_kind)
+            self._envelope = envelope
+        return envelope
+
+    def __repr__(self) -> str:
+        return f"PreparedEnvelope({self.envelope!r}, {self.payload_json!r})"
+
+
+_new_prepared = object.__new__
 
 
 # --- validation -------------------------------------------------------------------
 
 
+_KNOWN_IDS: set[str] = set()
+"""Ids that passed `validate_id` lately (valid whatever they name): circuits, versions,
+node ids and a run's trace id repeat on every checkpoint, so most checks are one lookup."""
+_KNOWN_IDS_MAX = 4096
+
+
 def validate_id(what: str, value: object) -> str:
     """A non-empty str of at most MAX_ID_LENGTH characters, without NUL or surrogates."""
+    if type(value) is str and value in _KNOWN_IDS:
+        return value
     if type(value) is not str:
         raise InvalidInput(f"{what} must be a str, got {type(value).__name__}")
     if not value:
@@ -54,6 +94,9 @@ def validate_id(what: str, value: object) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidInput(f"{what} is not valid Unicode (lone surrogate)") from None
+    if len(_KNOWN_IDS) >= _KNOWN_IDS_MAX:
+        _KNOWN_IDS.clear()  # crude but bounded; a set op is atomic under the GIL
+    _KNOWN_IDS.add(value)
     return value
 
 
@@ -77,24 +120,29 @@ _SCALARS = frozenset((str, int, bool, type(None)))
 
 
 def _is_plain_json(value: Any) -> bool:
-    """Fast type walk (no messages); `_check_json` explains a failure with its path."""
+    """Fast type walk (no messages); `_check_json` explains a failure with its path.
+
+    Dicts and lists test their items' types inline and call only for containers (this
+    runs on every checkpoint's payload).
+    """
     kind = type(value)
-    if kind in _SCALARS:
-        return True
-    if kind is float:
-        return bool(value - value == 0.0)  # false for NaN and infinities
+    scalars = _SCALARS
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 return False
-            if type(item) not in _SCALARS and not _is_plain_json(item):
+            if type(item) not in scalars and not _is_plain_json(item):
                 return False
         return True
     if kind is list:
         for item in value:  # noqa: SIM110 (a loop is faster than all() here)
-            if type(item) not in _SCALARS and not _is_plain_json(item):
+            if type(item) not in scalars and not _is_plain_json(item):
                 return False
         return True
+    if kind in scalars:
+        return True
+    if kind is float:
+        return bool(value - value == 0.0)  # false for NaN and infinities
     return False
 
 
@@ -138,15 +186,13 @@ def encode_payload(
     if payload is None:
         return None
     try:
-        if not _is_plain_json(payload):
-            _check_json(payload, "")
+        plain = _is_plain_json(payload)
     except RecursionError:  # a cycle, or nesting far beyond what JSON stores allow
-        raise InvalidInput(
-            f"payload is nested deeper than {MAX_JSON_DEPTH} levels (or contains itself); "
-            "flatten it"
-        ) from None
+        plain = False
+    if not plain:
+        _explain(payload)
     try:
-        data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        data = _dumps(payload, option=_SORT_KEYS)
     except orjson.JSONEncodeError as exc:
         raise InvalidInput(f"payload cannot be stored as JSON: {exc}") from None
     if b"\\u0000" in data:  # a NUL somewhere (or a literal backslash-u0000): find it
@@ -157,6 +203,22 @@ def encode_payload(
             "(store a reference instead, or raise max_payload_bytes)"
         )
     return data
+
+
+_dumps = orjson.dumps
+_SORT_KEYS = orjson.OPT_SORT_KEYS
+_sha256 = hashlib.sha256
+
+
+def _explain(payload: Any) -> None:
+    """Raise the `InvalidInput` that says what is wrong with a payload, if anything is."""
+    try:
+        _check_json(payload, "")
+    except RecursionError:
+        raise InvalidInput(
+            f"payload is nested deeper than {MAX_JSON_DEPTH} levels (or contains itself); "
+            "flatten it"
+        ) from None
 
 
 def decode_payload(data: bytes | str | None) -> JSONValue:
@@ -171,15 +233,29 @@ def payload_digest(data: bytes | None) -> str | None:
 def prepare_envelope(
     envelope: PersistenceEnvelope, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 ) -> PreparedEnvelope:
-    """Validate an envelope and fill in its payload hash; raises `InvalidInput`."""
+    """Validate an envelope and compute its payload hash; raises `InvalidInput`.
+
+    On every checkpoint's path, so the common case is inlined: ids seen lately are one
+    set lookup (`validate_id` explains any failure), and no envelope is copied.
+    """
     if type(envelope) is not PersistenceEnvelope:
         raise InvalidInput(f"expected a PersistenceEnvelope, got {type(envelope).__name__}")
-    validate_id("trace_id", envelope.trace_id)
-    validate_id("circuit", envelope.circuit)
-    validate_id("schematic_version", envelope.schematic_version)
-    validate_step(envelope.step)
-    if envelope.node_id is not None:
-        validate_id("node_id", envelope.node_id)
+    known = _KNOWN_IDS
+    value: object = envelope.trace_id
+    if type(value) is not str or value not in known:
+        validate_id("trace_id", value)
+    value = envelope.circuit
+    if type(value) is not str or value not in known:
+        validate_id("circuit", value)
+    value = envelope.schematic_version
+    if type(value) is not str or value not in known:
+        validate_id("schematic_version", value)
+    value = envelope.step
+    if type(value) is not int or value < 0:
+        validate_step(value)
+    value = envelope.node_id
+    if value is not None and (type(value) is not str or value not in known):
+        validate_id("node_id", value)
     kind = envelope.outcome_kind
     if type(kind) is not OutcomeKind:
         try:
@@ -187,16 +263,34 @@ def prepare_envelope(
         except ValueError:
             names = ", ".join(k.value for k in OutcomeKind)
             raise InvalidInput(f"outcome_kind {kind!r} is not one of {names}") from None
-    validate_step(envelope.timestamp_ms, what="timestamp_ms")
-    data = encode_payload(envelope.payload, max_bytes=max_payload_bytes)
-    digest = payload_digest(data)
-    if envelope.payload_hash is not None and envelope.payload_hash != digest:
+    value = envelope.timestamp_ms
+    if type(value) is not int or value < 0:
+        validate_step(value, what="timestamp_ms")
+    payload = envelope.payload
+    if payload is None:
+        data = digest = None
+    else:
+        data = None
+        if type(payload) is dict and _is_plain_json(payload):  # encode_payload, inlined
+            try:  # noqa: SIM105 (suppress() costs 0.4 us, on every checkpoint)
+                data = _dumps(payload, option=_SORT_KEYS)
+            except orjson.JSONEncodeError:
+                pass  # encode_payload explains it
+        if data is None or len(data) > max_payload_bytes or b"\\u0000" in data:
+            data = encode_payload(payload, max_bytes=max_payload_bytes)  # raises, says why
+        digest = _sha256(data).hexdigest()  # type: ignore[arg-type]
+    given = envelope.payload_hash
+    if given is not None and given != digest:
         raise InvalidInput(
             "payload_hash does not match the payload; leave it None to have it computed"
         )
-    if envelope.payload_hash != digest or kind is not envelope.outcome_kind:
-        envelope = _with_hash(envelope, digest, kind)
-    return PreparedEnvelope(envelope, data)
+    prepared: PreparedEnvelope = _new_prepared(PreparedEnvelope)
+    prepared.source = envelope
+    prepared.payload_json = data
+    prepared.payload_hash = digest
+    prepared.outcome_kind = kind
+    prepared._envelope = envelope if given == digest and kind is envelope.outcome_kind else None
+    return prepared
 
 
 _ENVELOPE_FIELDS = tuple(f.name for f in fields(PersistenceEnvelope))

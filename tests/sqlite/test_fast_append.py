@@ -1,0 +1,163 @@
+"""Fast paths (append, complete): one guarded statement; the checked path when it declines."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from ranvier import CheckpointConflict, CircuitMismatch, LeaseLost, TraceCompleted
+from ranvier.model import CompletionState
+from ranvier.stores import sqlite_sql as sql
+from ranvier.stores.sqlite import SqlitePersistenceStore
+from tests.contract.helpers import envelope, new_trace_id
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SqlitePersistenceStore:
+    store = SqlitePersistenceStore(tmp_path / "fast.db")
+    await store.ensure_schema()
+    return store
+
+
+async def _trace_writes(store: SqlitePersistenceStore) -> list[str]:
+    """Every statement the writer connection runs from now on (first word, or APPEND_FAST).
+
+    Yields one loop turn first: a write commits at once only within EAGER_SLICE_S of one.
+    """
+    await asyncio.sleep(0)
+    seen: list[str] = []
+    fast = " ".join(sql.APPEND_FAST.split()).split("VALUES")[0]
+
+    def record(statement: str) -> None:  # statements come with their values filled in
+        flat = " ".join(statement.split())
+        seen.append("APPEND_FAST" if flat.startswith(fast) else flat.split()[0].upper())
+
+    conn = store._db._writer
+    assert conn is not None
+    conn.set_trace_callback(record)
+    return seen
+
+
+async def test_an_append_to_an_open_trace_is_one_statement(store: SqlitePersistenceStore) -> None:
+    tid = new_trace_id()
+    await store.append(envelope(tid, 0))  # creates the trace: the checked path
+    seen = await _trace_writes(store)
+    await store.append(envelope(tid, 1))
+    assert seen == ["APPEND_FAST"]  # its own (autocommit) transaction
+    trace = await store.load(tid)
+    assert trace is not None and [e.step for e in trace.events] == [0, 1]
+    await store.close()
+
+
+async def test_a_batch_of_appends_is_one_transaction_of_fast_statements(
+    store: SqlitePersistenceStore,
+) -> None:
+    tids = [new_trace_id() for _ in range(10)]
+    await asyncio.gather(*(store.append(envelope(t, 0)) for t in tids))
+    seen = await _trace_writes(store)
+    await asyncio.gather(*(store.append(envelope(t, 1)) for t in tids))
+    assert seen.count("APPEND_FAST") == 10
+    assert seen.count("BEGIN") == seen.count("COMMIT") >= 1
+    assert seen.count("BEGIN") < 10
+    await store.close()
+
+
+async def test_a_fenced_append_under_the_live_lease_is_one_statement(
+    store: SqlitePersistenceStore,
+) -> None:
+    tid = new_trace_id()
+    lease = await store.acquire_lease(tid, "w1", 60_000)
+    assert lease is not None
+    await store.append(envelope(tid, 0), fence=lease.token)
+    seen = await _trace_writes(store)
+    await store.append(envelope(tid, 1), fence=lease.token)
+    assert seen == ["APPEND_FAST"]
+    with pytest.raises(LeaseLost):
+        await store.append(envelope(tid, 2), fence=lease.token + 1)
+    await store.release_lease(lease)
+    with pytest.raises(LeaseLost):
+        await store.append(envelope(tid, 2), fence=lease.token)
+    trace = await store.load(tid)
+    assert trace is not None and [e.step for e in trace.events] == [0, 1]
+    await store.close()
+
+
+async def test_what_the_fast_statement_declines_the_rules_decide(
+    store: SqlitePersistenceStore,
+) -> None:
+    tid = new_trace_id()
+    await store.append(envelope(tid, 0, {"v": 1}))
+    await store.append(envelope(tid, 1))
+    await store.append(envelope(tid, 0, {"v": 1}))  # identical retry of an earlier step
+    await store.append(envelope(tid, 1))  # identical retry of the last step
+    with pytest.raises(CheckpointConflict):
+        await store.append(envelope(tid, 1, {"other": True}))
+    with pytest.raises(CircuitMismatch):
+        await store.append(envelope(tid, 2, circuit="elsewhere"))
+    await store.complete(tid, CompletionState.SUCCESS)
+    with pytest.raises(TraceCompleted):
+        await store.append(envelope(tid, 2))
+    trace = await store.load(tid)
+    assert trace is not None and [e.step for e in trace.events] == [0, 1]
+    await store.close()
+
+
+async def test_filling_a_gap_records_the_change_on_the_trace(
+    store: SqlitePersistenceStore,
+) -> None:
+    tid = new_trace_id()
+    await store.append(envelope(tid, 0))
+    await store.append(envelope(tid, 2))
+    await asyncio.sleep(0.01)
+    before = await store.now_ms()
+    await store.append(envelope(tid, 1))  # below the last live step: the checked path
+    trace = await store.load(tid)
+    assert trace is not None and [e.step for e in trace.events] == [0, 1, 2]
+    assert trace.updated_at_ms >= before
+    await store.close()
+
+
+async def test_an_event_keeps_its_own_schematic_version(
+    store: SqlitePersistenceStore, tmp_path: Path
+) -> None:
+    tid = new_trace_id()
+    await store.append(envelope(tid, 0, version="1"))
+    await store.append(envelope(tid, 1, version="2"))  # fast path
+    await store.append(envelope(tid, 2, version="1"))  # fast path
+    trace = await store.load(tid)
+    assert trace is not None and trace.schematic_version == "1"
+    assert [e.schematic_version for e in trace.events] == ["1", "2", "1"]
+    await store.close()
+    with closing(sqlite3.connect(tmp_path / "fast.db")) as conn:
+        stored = conn.execute(
+            f"SELECT step, schematic_version FROM {sql.EVENTS} WHERE trace_id = ? ORDER BY step",
+            (tid,),
+        ).fetchall()
+    assert stored == [(0, None), (1, "2"), (2, None)]  # NULL: the trace's own
+
+
+async def test_completing_an_open_trace_is_one_statement(store: SqlitePersistenceStore) -> None:
+    tid = new_trace_id()
+    lease = await store.acquire_lease(tid, "w1", 60_000)
+    assert lease is not None
+    await store.append(envelope(tid, 0), fence=lease.token)
+    seen = await _trace_writes(store)
+    await store.complete(tid, CompletionState.FAULT, fence=lease.token)
+    assert seen == ["UPDATE"]
+    await store.complete(tid, CompletionState.FAULT, fence=lease.token)  # a no-op
+    await store.complete(tid, CompletionState.COMPENSATED, fence=lease.token)  # checked path
+    with pytest.raises(TraceCompleted):
+        await store.complete(tid, CompletionState.SUCCESS)
+    trace = await store.load(tid)
+    assert trace is not None and trace.completion is CompletionState.COMPENSATED
+    other = new_trace_id()
+    await store.append(envelope(other, 0))
+    with pytest.raises(LeaseLost):
+        await store.complete(other, CompletionState.SUCCESS, fence=lease.token)
+    trace = await store.load(other)
+    assert trace is not None and trace.completion is None
+    await store.close()
