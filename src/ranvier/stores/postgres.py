@@ -9,8 +9,8 @@ concurrent appends share that statement as one multi-row transaction
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
@@ -32,10 +32,17 @@ from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.postgres_batch import RETRY, GroupCommit, Result
 from ranvier.stores.postgres_compensations import PostgresCompensationIdempotencyStore
-from ranvier.stores.postgres_pool import PoolOptions, checkout, create_pool, translate
+from ranvier.stores.postgres_pool import (
+    Connections,
+    PoolOptions,
+    checkout,
+    create_pool,
+    translate,
+)
 from ranvier.stores.postgres_rows import (
     Pending,
-    append_arguments,
+    append_document,
+    append_one_arguments,
     append_result,
     event_columns,
     intervention_columns,
@@ -85,13 +92,14 @@ class PostgresPersistenceStore:
         self._max_payload_bytes = rules.validate_positive("max_payload_bytes", max_payload_bytes)
         self._owns_pool = owns_pool
         self._sql = render(self._prefix)
+        self._connections = Connections(pool, acquire_timeout)
         self._batcher: GroupCommit[Pending] = GroupCommit(
             self._flush,
             max_batch=rules.validate_positive("max_batch", max_batch),
             max_inflight=rules.validate_positive("max_inflight_batches", max_inflight_batches),
         )
         self._compensations = PostgresCompensationIdempotencyStore(
-            pool, self._sql, acquire_timeout=acquire_timeout
+            pool, self._sql, acquire_timeout=acquire_timeout, connections=self._connections
         )
 
     @classmethod
@@ -142,20 +150,18 @@ class PostgresPersistenceStore:
     def compensations(self) -> PostgresCompensationIdempotencyStore:
         return self._compensations
 
-    @asynccontextmanager
-    async def _conn(self) -> AsyncIterator[Any]:
-        async with checkout(self._pool, self._acquire_timeout) as conn:
-            yield conn
+    def _conn(self) -> AbstractAsyncContextManager[Any]:
+        return self._connections.checkout()
 
     async def ensure_schema(self, partitions: int | None = None) -> None:
         """Create or upgrade the tables; with `partitions` the events are hash-partitioned."""
         wanted = self._partitions if partitions is None else validate_partitions(partitions)
-        async with self._conn() as conn:
+        async with checkout(self._pool, self._acquire_timeout) as conn:
             await ensure_schema(conn, self._prefix, wanted)
 
     async def drop_schema(self) -> None:
         """Drop every table of this prefix with all its data (tests, benchmarks)."""
-        async with self._conn() as conn:
+        async with checkout(self._pool, self._acquire_timeout) as conn:
             await drop_schema(conn, self._prefix)
 
     # --- append -------------------------------------------------------------------
@@ -167,12 +173,47 @@ class PostgresPersistenceStore:
 
     async def _flush(self, batch: Sequence[Pending]) -> list[Result]:
         """One APPEND statement for the batch: one transaction, one round trip."""
+        if len(batch) == 1:
+            return [await self._flush_one(batch[0])]
+        try:
+            document, fenced = append_document(batch)
+        except (TypeError, ValueError):  # an int beyond 64 bits: let its own append fail
+            return await self._flush_each(batch)
         try:
             async with self._conn() as conn:
-                rows = await conn.fetch(self._sql.append, *append_arguments(batch))
+                rows = await conn.fetch(self._sql.append, document, fenced)
         except _RETRYABLE:  # another process locked the same traces in another order
             return [RETRY] * len(batch)
-        return [append_result(p, row) for p, row in zip(batch, rows, strict=True)]
+        except asyncpg.DataError:  # a value out of range: nothing was written
+            return await self._flush_each(batch)
+        results: list[Result] = [None] * len(batch)  # what comes back was not written
+        for row in rows:
+            index = row["idx"] - 1
+            results[index] = append_result(batch[index], row, written=False)
+        return results
+
+    async def _flush_one(self, pending: Pending) -> Result:
+        arguments = append_one_arguments(pending)
+        if pending[1] is None:
+            sql, arguments = self._sql.append_one, arguments[:9]
+        else:
+            sql = self._sql.append_one_fenced
+        try:
+            async with self._conn() as conn:
+                row = await conn.fetchrow(sql, *arguments)
+        except _RETRYABLE:
+            return RETRY
+        return append_result(pending, row, written=row["written"])
+
+    async def _flush_each(self, batch: Sequence[Pending]) -> list[Result]:
+        """The batch one envelope at a time, so that a bad value fails only its append."""
+        results: list[Result] = []
+        for pending in batch:
+            try:
+                results.append(await self._flush_one(pending))
+            except (asyncpg.DataError, OverflowError, TypeError, ValueError) as exc:
+                results.append(exc)
+        return results
 
     # --- reads --------------------------------------------------------------------
 
@@ -245,12 +286,16 @@ class PostgresPersistenceStore:
         state = rules.validate_completion(state)
         rules.validate_id("trace_id", trace_id)
         fence = _fence(fence)
-        async with self._conn() as conn, conn.transaction():
-            row = await self._locked(conn, trace_id, fence)
-            if not rules.completion_change(trace_id, row["completion"], state):
-                return
-            self._check_fence(trace_id, fence, row)
-            await conn.execute(self._sql.complete, trace_id, state.value)
+        async with self._conn() as conn:  # one statement: checks and update, atomic
+            row = await conn.fetchrow(self._sql.complete, trace_id, state.value, fence)
+        if row["written"]:
+            return
+        if not row["found"]:
+            raise TraceNotFound(f"no trace is stored under {trace_id!r}")
+        if not rules.completion_change(trace_id, row["completion"], state):
+            return
+        self._check_fence(trace_id, fence, row)
+        raise AssertionError("complete: the statement and the rules disagree")  # unreachable
 
     async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
         data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)
@@ -369,6 +414,7 @@ class PostgresPersistenceStore:
 
     async def close(self) -> None:
         await self._batcher.close()
+        await self._connections.close()
         if self._owns_pool:
             with translate():
                 await self._pool.close()

@@ -5,7 +5,9 @@ one item per trace, so rows of one batch never wait on each other, and none of a
 that another batch in flight holds), runs it as one statement, and settles each
 caller's future with that caller's own outcome: a rule that rejects one row fails
 only that row's append. While `max_inflight` batches run, new items wait and form the
-next, larger batch: under load batches grow, when idle an append runs at once.
+next, larger batch: under load batches grow, when idle an append runs at once, in the
+caller's own task (no task, future or extra event-loop turns: the sequential path costs
+what the statement costs).
 """
 
 from __future__ import annotations
@@ -46,17 +48,29 @@ class GroupCommit(Generic[T]):
     max_inflight: int = 4
     _queue: deque[_Pending[T]] = field(default_factory=deque)
     _busy: set[str] = field(default_factory=set)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: dict[asyncio.Task[None], int] = field(default_factory=dict)
+    """The batches in flight, with their sizes."""
     _closed: bool = False
     _start_scheduled: bool = False
+    _inline: int = 0
+    """Flushes running in their caller's task (at most one: only when idle)."""
 
     async def submit(self, key: str, item: T) -> None:
         """Queue `item` (of trace `key`); returns once its row is committed, or raises."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
+        retries = 0
+        if not self._tasks and not self._inline and not self._queue:
+            # idle: flush it here, a batch of one; appends arriving meanwhile queue up
+            result = await self._run_inline(key, item)
+            if not isinstance(result, Retry):
+                if result is not None:
+                    raise result
+                return
+            retries = 1
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(item, key, future))
-        if not self._tasks:
+        self._queue.append(_Pending(item, key, future, retries))
+        if not self._tasks and not self._inline:
             self._start_batches()  # idle: no reason to wait
         elif not self._start_scheduled:
             # a batch is in flight: start the next one after the tasks that are ready to
@@ -65,22 +79,44 @@ class GroupCommit(Generic[T]):
             asyncio.get_running_loop().call_soon(self._start_batches)
         await future
 
+    async def _run_inline(self, key: str, item: T) -> Result:
+        self._inline += 1
+        self._busy.add(key)
+        try:
+            results = await self.flush([item])
+        finally:
+            self._busy.discard(key)
+            self._inline -= 1
+            if self._queue and not self._closed and not self._start_scheduled:
+                self._start_scheduled = True  # what queued meanwhile forms the next batch
+                asyncio.get_running_loop().call_soon(self._start_batches)
+        return results[0]
+
     def _start_batches(self) -> None:
         self._start_scheduled = False
-        while self._queue and len(self._tasks) < self.max_inflight:
-            batch = self._take()
+        while self._queue:
+            inflight = len(self._tasks) + self._inline
+            if inflight >= self.max_inflight:
+                return
+            if inflight and len(self._queue) * 4 < max(self._tasks.values(), default=1):
+                # far smaller than the batch in flight: wait for it and join the next one,
+                # else a large and a small batch keep alternating and commits are wasted
+                return
+            # share what is queued between the free slots: batches of even size pipeline
+            share = -(-len(self._queue) // (self.max_inflight - inflight))
+            batch = self._take(min(share, self.max_batch))
             if not batch:
                 return
             task = asyncio.create_task(self._run(batch))
-            self._tasks.add(task)
+            self._tasks[task] = len(batch)
 
-    def _take(self) -> list[_Pending[T]]:
+    def _take(self, limit: int) -> list[_Pending[T]]:
         batch: list[_Pending[T]] = []
         keep: deque[_Pending[T]] = deque()
         for pending in self._queue:
             if pending.future.done():
                 continue  # its caller was cancelled before the batch took it
-            if len(batch) < self.max_batch and pending.key not in self._busy:
+            if len(batch) < limit and pending.key not in self._busy:
                 self._busy.add(pending.key)
                 batch.append(pending)
             else:
@@ -97,7 +133,7 @@ class GroupCommit(Generic[T]):
             self._busy.difference_update(p.key for p in batch)
             task = asyncio.current_task()
             if task is not None:
-                self._tasks.discard(task)
+                self._tasks.pop(task, None)
         requeue = [p for p, r in zip(batch, results, strict=True) if isinstance(r, Retry)]
         for pending, result in zip(batch, results, strict=True):
             if not isinstance(result, Retry):

@@ -10,7 +10,7 @@ import asyncpg
 
 from ranvier.model import CompensationRecord, CompensationState
 from ranvier.stores import rules
-from ranvier.stores.postgres_pool import checkout
+from ranvier.stores.postgres_pool import Connections, checkout
 from ranvier.stores.postgres_sql import Statements
 
 PURGE_BATCH_SIZE = 1000
@@ -28,13 +28,25 @@ def _record(row: Any) -> CompensationRecord:
 class PostgresCompensationIdempotencyStore:
     """Claims and completions of compensation keys; times from the server's clock."""
 
-    def __init__(self, pool: asyncpg.Pool, sql: Statements, *, acquire_timeout: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sql: Statements,
+        *,
+        acquire_timeout: float,
+        connections: Connections | None = None,
+    ) -> None:
         self._pool = pool
         self._sql = sql
         self._acquire_timeout = acquire_timeout
+        self._connections = connections
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
+        if self._connections is not None:  # the store's: shares its kept connections
+            async with self._connections.checkout() as conn:
+                yield conn
+            return
         async with checkout(self._pool, self._acquire_timeout) as conn:
             yield conn
 

@@ -87,7 +87,18 @@ def _initial(t: dict[str, str], partitions: int | None) -> list[str]:
     return ddl
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial tables", _initial),)
+def _event_write_times(t: dict[str, str], partitions: int | None) -> list[str]:
+    # nullable and without a default: instant on a live table (no rewrite); rows written
+    # before it have NULL, and their trace's state row still holds their time
+    return [f"ALTER TABLE {t['events']} ADD COLUMN IF NOT EXISTS written_at timestamptz"]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial tables", _initial),
+    Migration(
+        2, "events.written_at: an append no longer updates its state row", _event_write_times
+    ),
+)
 """Applied in order; never edit a released one, append a new one."""
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,0 +1,159 @@
+"""The fast paths keep the semantics: kept connections, one-envelope flushes, JSON batches."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from ranvier import CompletionState, LeaseLost, OutcomeKind, TraceCompleted
+from ranvier.stores.postgres import PostgresPersistenceStore
+from ranvier.stores.postgres_pool import LINGER_SECONDS
+from ranvier.stores.postgres_schema import MIGRATIONS
+from ranvier.stores.postgres_sql import table_names
+from tests.adapters.postgres import fresh_prefix
+from tests.contract.helpers import envelope, new_trace_id
+from tests.servers import POSTGRES_URL
+
+
+async def test_a_kept_connection_goes_back_to_a_one_connection_pool() -> None:
+    store = await PostgresPersistenceStore.connect(
+        POSTGRES_URL, table_prefix=fresh_prefix(), min_connections=1, max_connections=1
+    )
+    try:
+        await store.ensure_schema()
+        await store.append(envelope(new_trace_id(), 0))  # the store now keeps the connection
+        async with store.pool.acquire(timeout=LINGER_SECONDS * 50) as conn:  # ... for a while
+            assert await conn.fetchval("SELECT 1") == 1
+        await store.append(envelope(new_trace_id(), 0))
+    finally:
+        await store.drop_schema()
+        await store.close()
+
+
+async def test_a_kept_connection_killed_while_idle_is_replaced(
+    pg_store: PostgresPersistenceStore,
+) -> None:
+    tid = new_trace_id()
+    await pg_store.append(envelope(tid, 0))
+    kept = pg_store._connections._idle
+    assert kept, "the store keeps the connection it just used"
+    pids = [conn.get_server_pid() for conn in kept]
+    async with pg_store.pool.acquire() as admin:
+        for pid in pids:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    await asyncio.sleep(0.05)  # the client sees the socket close (asyncpg may hand it back)
+    await pg_store.append(envelope(tid, 1))
+    trace = await pg_store.load(tid)
+    assert trace is not None and [e.step for e in trace.events] == [0, 1]
+
+
+async def test_a_kept_connection_the_pool_took_back_is_dropped(
+    pg_store: PostgresPersistenceStore,
+) -> None:
+    """A connection lost while kept is handed back to the pool by asyncpg itself (as in a
+    server restart): the proxy the store kept then raises on every call."""
+    tid = new_trace_id()
+    await pg_store.append(envelope(tid, 0))
+    kept = list(pg_store._connections._idle)
+    assert kept
+    for conn in kept:
+        conn.terminate()
+    await pg_store.append(envelope(tid, 1))
+    trace = await pg_store.load(tid)
+    assert trace is not None and [e.step for e in trace.events] == [0, 1]
+
+
+async def test_a_value_out_of_range_fails_only_its_own_append_in_a_batch(
+    pg_store: PostgresPersistenceStore,
+) -> None:
+    others = [new_trace_id() for _ in range(20)]
+    bad = new_trace_id("bad")
+    results = await asyncio.gather(
+        *(pg_store.append(envelope(t, 0)) for t in others[:10]),
+        pg_store.append(envelope(bad, 2**31)),  # beyond the int column of `step`
+        *(pg_store.append(envelope(t, 0)) for t in others[10:]),
+        return_exceptions=True,
+    )
+    assert [i for i, r in enumerate(results) if isinstance(r, BaseException)] == [10]
+    for t in others:
+        trace = await pg_store.load(t)
+        assert trace is not None and len(trace.events) == 1
+    assert await pg_store.load(bad) is None
+
+
+async def test_batched_payloads_keep_their_exact_json(pg_store: PostgresPersistenceStore) -> None:
+    payloads = [{"big": 1e20, "text": "é\u2028\"'\\", "n": [None, True, 0.5]}, None, [], "s", 7]
+    traces = [new_trace_id() for _ in payloads]
+    envelopes = [replace(envelope(t, 0), payload=p) for t, p in zip(traces, payloads, strict=True)]
+    await asyncio.gather(*(pg_store.append(e) for e in envelopes))  # 1 alone, then a batch
+    for t, p in zip(traces, payloads, strict=True):
+        trace = await pg_store.load(t)
+        assert trace is not None and trace.events[0].payload == p
+        assert type(trace.events[0].payload) is type(p)
+
+
+async def test_one_statement_complete_keeps_the_rules(pg_store: PostgresPersistenceStore) -> None:
+    tid = new_trace_id()
+    lease = await pg_store.acquire_lease(tid, "w1", 30_000)
+    assert lease is not None
+    await pg_store.append(envelope(tid, 0, kind=OutcomeKind.FAULT), fence=lease.token)
+    with pytest.raises(LeaseLost):
+        await pg_store.complete(tid, CompletionState.FAULT, fence=lease.token + 1)
+    await pg_store.complete(tid, CompletionState.FAULT, fence=lease.token)
+    await pg_store.complete(tid, CompletionState.FAULT, fence=lease.token + 1)  # a no-op first
+    with pytest.raises(TraceCompleted):
+        await pg_store.complete(tid, CompletionState.SUCCESS)
+    await pg_store.complete(tid, CompletionState.COMPENSATED, fence=lease.token)
+    trace = await pg_store.load(tid)
+    assert trace is not None and trace.completion is CompletionState.COMPENSATED
+
+
+@pytest.mark.parametrize("partitions", [None, 4])
+async def test_a_live_version_1_database_upgrades(partitions: int | None) -> None:
+    """Tables made by migration 1 and written the old way (the append touching the state
+    row, events without `written_at`) upgrade in place and read back the same."""
+    store = await PostgresPersistenceStore.connect(
+        POSTGRES_URL,
+        table_prefix=fresh_prefix(),
+        partitions=partitions,
+        min_connections=1,
+        max_connections=2,
+    )
+    t = table_names(store.table_prefix)
+    try:
+        async with store.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"CREATE TABLE {t['schema_version']} (version integer PRIMARY KEY, "
+                "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for statement in MIGRATIONS[0].statements(t, partitions):
+                await conn.execute(statement)
+            await conn.execute(
+                f"INSERT INTO {t['schema_version']} (version, description) VALUES (1, 'initial')"
+            )
+            await conn.execute(
+                f"INSERT INTO {t['state']} (trace_id, circuit, schematic_version, created_at, "
+                "updated_at) VALUES ('old', 'orders', '1.0', timestamptz 'epoch' + interval "
+                "'1000 ms', timestamptz 'epoch' + interval '5000 ms')"
+            )
+            await conn.execute(
+                f"INSERT INTO {t['events']} (trace_id, step, schematic_version, outcome_kind, "
+                "timestamp_ms, payload) VALUES ('old', 0, '1.0', 'Next', 7, '{\"a\": 1}')"
+            )
+        await store.ensure_schema()
+        before = await store.load("old")
+        assert before is not None and before.updated_at_ms == 5000
+        assert [e.payload for e in before.events] == [{"a": 1}]
+        await store.append(envelope("old", 1))
+        after = await store.load("old")
+        assert after is not None and [e.step for e in after.events] == [0, 1]
+        assert after.updated_at_ms > 5000
+        page = await store.list_traces(updated_before_ms=after.updated_at_ms + 1)
+        assert [s.trace_id for s in page.items] == ["old"]
+        assert page.items[0].updated_at_ms == after.updated_at_ms
+        assert (await store.list_traces(updated_before_ms=after.updated_at_ms)).items == ()
+    finally:
+        await store.drop_schema()
+        await store.close()
