@@ -6,7 +6,8 @@ Figures are printed, never asserted. Targets (issue 5, item 9; issue 6, item 6):
 - 10-step pipeline, checkpoint every step, one run after another: <= 60 us per
   checkpoint on SQLite, <= 600 us on PostgreSQL; with 64 runs in flight: >= 20,000
   checkpoints/s on SQLite, >= 10,000/s on PostgreSQL;
-- leases: acquire + release beside a plain append; two lease round trips per run.
+- leases: acquire + release beside a plain append; one lease round trip per completed
+  run (the acquisition: its fenced complete releases the lease in the same write).
 """
 
 from __future__ import annotations

@@ -40,6 +40,19 @@ async def test_completing_with_the_same_state_again_is_a_no_op(store: Persistenc
     assert await must_load(store, tid) == first
 
 
+async def test_the_same_state_again_is_a_no_op_whatever_the_fence(
+    store: PersistenceStore,
+) -> None:
+    """A completed trace cannot be written anyway: no lease, any token, still a no-op."""
+    tid = await new_trace(store)
+    await store.complete(tid, CompletionState.SUCCESS)
+    first = await must_load(store, tid)
+    await wait_past(store, first.updated_at_ms)
+    await store.complete(tid, CompletionState.SUCCESS, fence=12345)
+    assert await must_load(store, tid) == first
+    assert await store.get_lease(tid) is None
+
+
 async def test_fault_may_become_compensated(store: PersistenceStore) -> None:
     tid = await new_trace(store, completion=CompletionState.FAULT)
     faulted = await must_load(store, tid)

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from ranvier import CompletionState, InvalidInput, Lease, LeaseLost
+from ranvier import CompletionState, InvalidInput, Lease, LeaseLost, TraceCompleted
 from ranvier.stores.base import PersistenceStore
 from tests.contract.helpers import envelope, must_load, new_trace, new_trace_id, wait_past
 
@@ -231,10 +231,93 @@ async def test_writes_without_a_fence_work_while_a_lease_is_held(
 ) -> None:
     tid = await new_trace(store)
     await _acquire(store, tid, "w1")
+    lease = await store.get_lease(tid)
     await store.append(envelope(tid, 1))
     await store.resume(tid, 1)
     await store.complete(tid, CompletionState.SUCCESS)
     assert (await must_load(store, tid)).completion is CompletionState.SUCCESS
+    assert await store.get_lease(tid) == lease  # complete without a fence: lease untouched
+
+
+# --- a fenced complete releases its lease in the same atomic write --------------------
+
+
+async def test_a_fenced_complete_releases_the_lease(store: PersistenceStore) -> None:
+    tid = new_trace_id()
+    lease = await _acquire(store, tid, "w1")
+    await store.append(envelope(tid, 0), fence=lease.token)
+    await store.complete(tid, CompletionState.SUCCESS, fence=lease.token)
+    assert (await must_load(store, tid)).completion is CompletionState.SUCCESS
+    assert await store.get_lease(tid) is None
+    assert await store.release_lease(lease) is False  # as after release_lease: freed once
+    with pytest.raises(LeaseLost):
+        await store.renew_lease(lease, LONG)
+    again = await _acquire(store, tid, "w2")
+    assert again.token > lease.token
+
+
+async def test_a_fenced_fault_to_compensated_releases_the_lease(
+    store: PersistenceStore,
+) -> None:
+    tid = await new_trace(store, completion=CompletionState.FAULT)
+    lease = await _acquire(store, tid, "w1")
+    await store.complete(tid, CompletionState.COMPENSATED, fence=lease.token)
+    assert (await must_load(store, tid)).completion is CompletionState.COMPENSATED
+    assert await store.get_lease(tid) is None
+
+
+async def test_the_identical_fenced_complete_again_is_a_no_op(store: PersistenceStore) -> None:
+    """The retry after an unknown outcome (the first one committed and freed the lease)."""
+    tid = await new_trace(store)
+    lease = await _acquire(store, tid, "w1")
+    await store.complete(tid, CompletionState.SUCCESS, fence=lease.token)
+    first = await must_load(store, tid)
+    await wait_past(store, first.updated_at_ms)
+    await store.complete(tid, CompletionState.SUCCESS, fence=lease.token)
+    assert await must_load(store, tid) == first
+    newer = await _acquire(store, tid, "w2")
+    await store.complete(tid, CompletionState.SUCCESS, fence=lease.token)  # whatever the fence
+    assert await must_load(store, tid) == first
+    assert await store.get_lease(tid) == newer  # a no-op leaves the lease alone
+
+
+async def test_a_fenced_complete_that_is_refused_keeps_the_lease(
+    store: PersistenceStore,
+) -> None:
+    tid = await new_trace(store, completion=CompletionState.SUCCESS)
+    lease = await _acquire(store, tid, "w1")
+    with pytest.raises(TraceCompleted):
+        await store.complete(tid, CompletionState.FAULT, fence=lease.token)
+    assert await store.get_lease(tid) == lease
+
+
+async def test_a_stale_fence_complete_on_an_open_trace_is_lease_lost(
+    store: PersistenceStore,
+) -> None:
+    tid = await new_trace(store, steps=2)
+    lease = await _acquire(store, tid, "w1")
+    await store.release_lease(lease)
+    before = await must_load(store, tid)
+    with pytest.raises(LeaseLost):
+        await store.complete(tid, CompletionState.SUCCESS, fence=lease.token)
+    assert await must_load(store, tid) == before
+    assert await store.get_lease(tid) is None
+
+
+async def test_a_fenced_complete_after_a_takeover_is_lease_lost(
+    store: PersistenceStore,
+) -> None:
+    tid = await new_trace(store, steps=2)
+    old = await _acquire(store, tid, "w1", SHORT)
+    await _expire(store, old)
+    newer = await _acquire(store, tid, "w2")
+    before = await must_load(store, tid)
+    with pytest.raises(LeaseLost):
+        await store.complete(tid, CompletionState.SUCCESS, fence=old.token)
+    assert await must_load(store, tid) == before
+    assert await store.get_lease(tid) == newer  # the new holder keeps its lease
+    await store.complete(tid, CompletionState.SUCCESS, fence=newer.token)
+    assert await store.get_lease(tid) is None
 
 
 @pytest.mark.parametrize("ttl", [0, -1, 1.5, "100"])

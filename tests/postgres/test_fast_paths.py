@@ -102,10 +102,16 @@ async def test_one_statement_complete_keeps_the_rules(pg_store: PostgresPersiste
     with pytest.raises(LeaseLost):
         await pg_store.complete(tid, CompletionState.FAULT, fence=lease.token + 1)
     await pg_store.complete(tid, CompletionState.FAULT, fence=lease.token)
+    assert await pg_store.get_lease(tid) is None  # released in the same statement
     await pg_store.complete(tid, CompletionState.FAULT, fence=lease.token + 1)  # a no-op first
     with pytest.raises(TraceCompleted):
         await pg_store.complete(tid, CompletionState.SUCCESS)
-    await pg_store.complete(tid, CompletionState.COMPENSATED, fence=lease.token)
+    with pytest.raises(LeaseLost):  # the released lease's token no longer fences
+        await pg_store.complete(tid, CompletionState.COMPENSATED, fence=lease.token)
+    again = await pg_store.acquire_lease(tid, "w2", 30_000)
+    assert again is not None
+    await pg_store.complete(tid, CompletionState.COMPENSATED, fence=again.token)
+    assert await pg_store.get_lease(tid) is None
     trace = await pg_store.load(tid)
     assert trace is not None and trace.completion is CompletionState.COMPENSATED
 

@@ -15,6 +15,7 @@ from ranvier import (
     LeaseSettings,
     RunStatus,
     StepContext,
+    StoreUnavailable,
     TraceBusy,
 )
 from ranvier.stores.base import PersistenceStore
@@ -46,15 +47,68 @@ async def test_a_trace_whose_lease_is_held_elsewhere_is_busy(store: PersistenceS
     assert rec.calls == []
 
 
-async def test_a_run_costs_two_lease_round_trips_whatever_its_length(
+async def test_a_completed_run_costs_one_lease_round_trip_whatever_its_length(
     store: PersistenceStore,
 ) -> None:
     proxy = StoreProxy(store)
     rec = Recorder()
-    await chain(rec, "a b c d e f g h i j").run(0, store=proxy)  # type: ignore[arg-type]
+    tid = new_trace_id()
+    await chain(rec, "a b c d e f g h i j").run(0, store=proxy, trace_id=tid)  # type: ignore[arg-type]
     lease_calls = {k: v for k, v in proxy.calls.items() if "lease" in k}
-    assert lease_calls == {"acquire_lease": 1, "release_lease": 1}
+    assert lease_calls == {"acquire_lease": 1}  # the fenced complete released it
     assert proxy.calls["append"] == 10
+    assert await store.get_lease(tid) is None
+
+
+async def test_a_run_that_does_not_complete_releases_its_lease(store: PersistenceStore) -> None:
+    proxy = StoreProxy(store)
+    tid = new_trace_id()
+    result = await chain(Recorder(), "a b", auto_complete=False).run(
+        0,
+        store=proxy,  # type: ignore[arg-type]
+        trace_id=tid,
+    )
+    assert (result.status, result.completion) == (RunStatus.COMPLETED, None)
+    assert proxy.calls["release_lease"] == 1
+    assert await store.get_lease(tid) is None
+
+
+async def test_an_unrecorded_completion_releases_the_lease(store: PersistenceStore) -> None:
+    proxy = StoreProxy(store)
+    proxy.fail_always.add("complete")
+    tid = new_trace_id()
+    result = await chain(Recorder(), "a b").run(0, store=proxy, trace_id=tid)  # type: ignore[arg-type]
+    assert (result.status, result.completion) == (RunStatus.UNRECORDED, None)
+    assert proxy.calls["release_lease"] == 1
+    assert await store.get_lease(tid) is None
+
+
+class _LostReply(StoreProxy):
+    """The first `complete` commits, then its reply is lost (an unknown outcome)."""
+
+    def __getattr__(self, name: str) -> Any:
+        call = super().__getattr__(name)
+        if name != "complete":
+            return call
+
+        async def complete(*args: Any, **kwargs: Any) -> Any:
+            await call(*args, **kwargs)
+            if self.calls["complete"] == 1:
+                raise StoreUnavailable("injected: the connection dropped after the commit")
+
+        return complete
+
+
+async def test_a_completion_retried_after_an_unknown_outcome_is_completed(
+    store: PersistenceStore,
+) -> None:
+    proxy = _LostReply(store)
+    tid = new_trace_id()
+    result = await chain(Recorder(), "a b").run(0, store=proxy, trace_id=tid)  # type: ignore[arg-type]
+    assert (result.status, result.completion) == (RunStatus.COMPLETED, CompletionState.SUCCESS)
+    assert proxy.calls["complete"] == 2  # the retry was a no-op success, not LeaseLost
+    assert proxy.calls["release_lease"] == 0
+    assert await store.get_lease(tid) is None
 
 
 async def test_a_long_step_keeps_its_lease_by_background_renewal(store: PersistenceStore) -> None:

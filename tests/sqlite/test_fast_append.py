@@ -141,15 +141,29 @@ async def test_an_event_keeps_its_own_schematic_version(
 
 
 async def test_completing_an_open_trace_is_one_statement(store: SqlitePersistenceStore) -> None:
+    unfenced = new_trace_id()
+    await store.append(envelope(unfenced, 0))
+    seen = await _trace_writes(store)
+    await store.complete(unfenced, CompletionState.SUCCESS)
+    assert seen == ["UPDATE"]  # its own (autocommit) transaction
+
+
+async def test_a_fenced_completion_and_its_lease_release_are_one_transaction(
+    store: SqlitePersistenceStore,
+) -> None:
     tid = new_trace_id()
     lease = await store.acquire_lease(tid, "w1", 60_000)
     assert lease is not None
     await store.append(envelope(tid, 0), fence=lease.token)
     seen = await _trace_writes(store)
     await store.complete(tid, CompletionState.FAULT, fence=lease.token)
-    assert seen == ["UPDATE"]
+    assert seen == ["BEGIN", "UPDATE", "UPDATE", "COMMIT"]  # completion, then the release
+    assert await store.get_lease(tid) is None
     await store.complete(tid, CompletionState.FAULT, fence=lease.token)  # a no-op
-    await store.complete(tid, CompletionState.COMPENSATED, fence=lease.token)  # checked path
+    again = await store.acquire_lease(tid, "w2", 60_000)
+    assert again is not None
+    await store.complete(tid, CompletionState.COMPENSATED, fence=again.token)  # checked path
+    assert await store.get_lease(tid) is None
     with pytest.raises(TraceCompleted):
         await store.complete(tid, CompletionState.SUCCESS)
     trace = await store.load(tid)

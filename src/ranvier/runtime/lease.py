@@ -1,7 +1,10 @@
 """Holding a trace's lease while a run drives it (one live resumer per trace).
 
-The lease is taken before the first step and released at the end: two store round
-trips per run. Renewal runs on a timer (`renew_every_ms`), never per step. When a
+The lease is taken before the first step and given up at the end. A run that completes
+gives it up in its fenced `complete` (the store releases it in the same atomic write),
+so that run costs one lease round trip (the acquisition); every other ending (lease
+lost, unrecorded, compensating, `auto_complete=False`, an exception) calls
+`release_lease`. Renewal runs on a timer (`renew_every_ms`), never per step. When a
 renewal fails the keeper marks the lease lost; the run checks `lost` at each step
 boundary, and the store rejects any write under the stale fencing token anyway.
 """
@@ -60,6 +63,8 @@ class LeaseKeeper:
     ) -> None:
         self.lease = lease
         self.lost: BaseException | None = None
+        self.released = False
+        """The store released the lease (a fenced `complete` succeeded): no release call."""
         self._store = store
         self._settings = settings
         self._circuit = circuit
@@ -114,10 +119,17 @@ class LeaseKeeper:
             task.cancel()
             await asyncio.wait([task])
 
+    def completed(self) -> None:
+        """The fenced `complete` succeeded: the store released the lease in that write."""
+        self.released = True
+
     async def release(self) -> None:
-        """Stop renewing and give the lease up (best effort: it expires anyway)."""
+        """Stop renewing and give the lease up (best effort: it expires anyway).
+
+        No store call when the lease was lost or a fenced `complete` already released it.
+        """
         await self.stop()
-        if self.lost is None:
+        if self.lost is None and not self.released:
             try:
                 await self._store.release_lease(self.lease)
             except (RanvierError, OSError) as exc:

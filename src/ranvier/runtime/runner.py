@@ -242,8 +242,14 @@ class Runner:
     async def _complete(self, state: CompletionState, outcome: Outcome) -> RunResult:
         if not self.config.auto_complete:
             return self._result(RunStatus.COMPLETED, outcome, None)
-        fence = self.keeper.token
+        keeper = self.keeper
+        fence = keeper.token
+        # no renewal may be in flight when the write that releases the lease lands (it
+        # would fail and count as a lost lease); the lease has most of its ttl left
+        await keeper.stop()
+        # a retry after an unknown outcome is a no-op success (same state, completed)
         await self.cp.call(None, lambda: self.store.complete(self.trace_id, state, fence=fence))
+        keeper.completed()  # released by the store with the completion: no release call
         return self._result(RunStatus.COMPLETED, outcome, state)
 
     async def _complete_quietly(self, state: CompletionState) -> None:

@@ -126,7 +126,14 @@ class PersistenceStore(Protocol):
         """Set `completion` and `completed_at` (store clock).
 
         The same state again is a no-op, FAULT -> COMPENSATED is allowed, any other
-        change raises `TraceCompleted`; `TraceNotFound` if there is no such trace.
+        change raises `TraceCompleted`; `TraceNotFound` if there is no such trace. These
+        are decided before the fence: the same state again is a no-op whatever `fence`
+        (a completed trace cannot be written anyway), so a retry after an unknown outcome
+        succeeds. A write under a `fence` that is not the live lease is `LeaseLost`.
+
+        A completion written under `fence` also releases that lease (as `release_lease`
+        does) in the same atomic write, so the caller does not release it. Without a
+        fence, and when nothing is written (no-op or error), the lease is not touched.
         """
         ...
 
@@ -174,7 +181,10 @@ class PersistenceStore(Protocol):
         ...
 
     async def release_lease(self, lease: Lease) -> bool:
-        """Give the lease up; False if it was no longer held under this token."""
+        """Give the lease up; False if it was no longer held under this token.
+
+        Not needed after a fenced `complete` that succeeded: that released it already.
+        """
         ...
 
     async def get_lease(self, trace_id: str) -> Lease | None:

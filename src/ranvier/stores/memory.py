@@ -232,6 +232,9 @@ class InMemoryPersistenceStore:
         self._check_fence(trace_id, fence)
         trace.completion = state
         trace.completed_at_ms = trace.updated_at_ms = now_ms()
+        if fence is not None:  # the fence held: its lease is released with the completion
+            row = self._leases[trace_id]
+            row.holder, row.expires_at_ms = None, 0
 
     async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
         data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)

@@ -229,9 +229,9 @@ WHERE trace_id = $1
 COMPLETE = f"""
 WITH cur AS (
     SELECT s.completion FROM {{state}} s WHERE s.trace_id = $1 FOR NO KEY UPDATE
-), lease AS (  -- only when the call carries a fence
+), lease AS (  -- only when the call carries a fence; locked to be released below
     SELECT l.token, l.expires_at FROM {{leases}} l
-    WHERE l.trace_id = $1 AND $3::bigint IS NOT NULL FOR SHARE
+    WHERE l.trace_id = $1 AND $3::bigint IS NOT NULL FOR NO KEY UPDATE
 ), done AS (  -- `rules.completion_change` and `rules.check_fence`, in SQL
     UPDATE {{state}} s SET completion = $2, completed_at = {NOW}, updated_at = {NOW}
     WHERE s.trace_id = $1
@@ -240,13 +240,17 @@ WITH cur AS (
       AND ($3::bigint IS NULL OR EXISTS (
           SELECT FROM lease WHERE token = $3 AND {ms("expires_at")} > {ms("now()")}))
     RETURNING 1
+), released AS (  -- a fenced completion that wrote gives its (live) lease up with it
+    UPDATE {{leases}} SET holder = NULL, expires_at = timestamptz 'epoch'
+    WHERE trace_id = $1 AND token = $3 AND EXISTS (SELECT FROM done)
 )
 SELECT EXISTS (SELECT FROM cur) AS found, cur.completion, EXISTS (SELECT FROM done) AS written,
        lease.token, {ms("lease.expires_at")} AS expires_at_ms, {ms("now()")} AS now_ms
 FROM (SELECT) one LEFT JOIN cur ON true LEFT JOIN lease ON true
 """
-"""`complete` in one statement: the state row locked, the rules' checks, the update. When
-it did not write, the rules decide on the returned row (no-op, or which error)."""
+"""`complete` in one statement: the state row locked, the rules' checks, the update, and
+for a fenced call the lease's release. When it did not write, the rules decide on the
+returned row (no-op, or which error) and the lease is left as it is."""
 
 SAVE_INTERVENTION = f"""
 WITH added AS (

@@ -167,7 +167,8 @@ return {'ok'}
 )
 
 # ARGV: expected current completion ('' = none), new completion, fence, ttl (a CAS:
-# Python decides with rules.completion_change and retries with what it saw)
+# Python decides with rules.completion_change and retries with what it saw). A fenced
+# completion releases its lease (live under that token: checked) in the same script.
 COMPLETE = (
     _PRELUDE
     + r"""
@@ -178,6 +179,7 @@ local now = now_ms()
 local bad = fence_fails(ARGV[3], now)
 if bad then return bad end
 redis.call('HSET', KEYS[1], 'completion', ARGV[2], 'completed', fmt(now), 'updated', fmt(now))
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[5], 'holder', '', 'exp', '0') end
 touch(ARGV[4])
 return {'ok'}
 """

@@ -138,13 +138,16 @@ class SqlitePersistenceStore:
         state = rules.validate_completion(state)
         rules.validate_id("trace_id", trace_id)
         db, args = self._db, (trace_id, state.value, fence)
-        done = db.commit_now(sql.COMPLETE_FAST, args)
-        if done:
-            return
 
         def checked(conn: sqlite3.Connection) -> None:
             ops.complete(conn, trace_id, state, fence)
 
+        if fence is not None:  # completion and lease release: one transaction, two writes
+            await db.submit(checked)
+            return
+        done = db.commit_now(sql.COMPLETE_FAST, args)
+        if done:
+            return
         if done is None:
             await db.submit_fast(sql.COMPLETE_FAST, args, checked)
         else:

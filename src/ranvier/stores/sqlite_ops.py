@@ -104,12 +104,25 @@ def resume(
 def complete(
     conn: sqlite3.Connection, trace_id: str, state: CompletionState, fence: int | None
 ) -> None:
+    """Completion by the rules; with `fence`, its lease is released in the same transaction.
+
+    Fenced, COMPLETE_FAST is tried first (the common case: open trace, live fence): it
+    and the release are the whole job. The rules order: no trace, the completion change
+    (the same state again is a no-op whatever the fence), then the fence.
+    """
+    if fence is not None:
+        fast = conn.execute(sql.COMPLETE_FAST, (trace_id, state.value, fence, now_ms()))
+        if fast.rowcount:
+            conn.execute(sql.RELEASE_FENCED_LEASE, (trace_id, fence))
+            return
     current = _state(conn, trace_id)[2]
     if not rules.completion_change(trace_id, current, state):
         return
     now = now_ms()
     check_fence(conn, trace_id, fence, now)
     conn.execute(sql.RECORD_COMPLETION, (state.value, now, now, trace_id))
+    if fence is not None:
+        conn.execute(sql.RELEASE_FENCED_LEASE, (trace_id, fence))
 
 
 def save_intervention(

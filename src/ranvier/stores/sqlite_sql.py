@@ -86,7 +86,9 @@ UPDATE {STATE} SET completion = ?2, completed_at_ms = ?4, updated_at_ms = ?4
 """The common completion in one statement: an open trace, and the fencing token (?3), if
 any, is the live lease's. Otherwise it changes nothing and `ops.complete` lets the rules
 decide (no trace, already completed: a no-op, FAULT -> COMPENSATED, or an error).
-Parameters: trace_id, completion, fence, now_ms (added by the writer)."""
+Parameters: trace_id, completion, fence, now_ms (added by the writer). A fenced
+completion also releases the lease (RELEASE_FENCED_LEASE), which one statement cannot
+do: fenced, it runs inside `ops.complete`'s transaction with that second statement."""
 RECORD_COMPLETION = f"""
 UPDATE {STATE} SET completion = ?, completed_at_ms = ?, updated_at_ms = ? WHERE trace_id = ?
 """
@@ -157,6 +159,11 @@ ON CONFLICT (trace_id) DO UPDATE
 """
 RENEW_LEASE = f"UPDATE {LEASES} SET expires_at_ms = ? WHERE trace_id = ?"
 RELEASE_LEASE = f"UPDATE {LEASES} SET holder = NULL, expires_at_ms = 0 WHERE trace_id = ?"
+RELEASE_FENCED_LEASE = f"""
+UPDATE {LEASES} SET holder = NULL, expires_at_ms = 0 WHERE trace_id = ? AND token = ?
+"""
+"""A fenced completion's lease release, in the completion's transaction (the fence was
+checked live by then)."""
 
 # --- compensation idempotency ---------------------------------------------------------
 
