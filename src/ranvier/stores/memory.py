@@ -8,8 +8,6 @@ caller mutating its object afterwards cannot change what was stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from types import TracebackType
-from typing import Self
 
 from ranvier.errors import RestoreConflict, TraceNotFound
 from ranvier.model import (
@@ -28,6 +26,7 @@ from ranvier.model import (
 )
 from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
+from ranvier.stores.closing import ClosesOnExit
 
 _Event = rules.PreparedEnvelope
 """A stored event: the validated envelope (whose payload may be the caller's object,
@@ -125,7 +124,7 @@ class InMemoryCompensationIdempotencyStore:
         return len(old)
 
 
-class InMemoryPersistenceStore:
+class InMemoryPersistenceStore(ClosesOnExit):
     """The contract in plain dicts: fast, exact, gone with the process."""
 
     adapter = "memory"
@@ -383,17 +382,6 @@ class InMemoryPersistenceStore:
 
     async def close(self) -> None:
         return None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 async def from_url(url: str, **options: int) -> InMemoryPersistenceStore:

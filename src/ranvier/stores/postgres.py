@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import asyncpg
 
@@ -30,6 +29,7 @@ from ranvier.model import (
 )
 from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
+from ranvier.stores.closing import ClosesOnExit
 from ranvier.stores.postgres_batch import RETRY, GroupCommit, Result
 from ranvier.stores.postgres_compensations import PostgresCompensationIdempotencyStore
 from ranvier.stores.postgres_pool import (
@@ -63,7 +63,7 @@ def _fence(fence: object) -> int | None:
     return fence
 
 
-class PostgresPersistenceStore:
+class PostgresPersistenceStore(ClosesOnExit):
     """Checkpoints in PostgreSQL tables named `<table_prefix>_state`, `_events`, ...
 
     Build it with `await PostgresPersistenceStore.connect(url)`, or around a pool you
@@ -418,17 +418,6 @@ class PostgresPersistenceStore:
         if self._owns_pool:
             with translate():
                 await self._pool.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 async def from_url(url: str, **options: Any) -> PostgresPersistenceStore:

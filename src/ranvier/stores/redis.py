@@ -12,7 +12,6 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from types import TracebackType
 from typing import Any, Self
 
 from ranvier.errors import RanvierError, RestoreConflict, TraceNotFound
@@ -31,6 +30,7 @@ from ranvier.stores import redis_codec as codec
 from ranvier.stores import redis_keys as k
 from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
+from ranvier.stores.closing import ClosesOnExit
 from ranvier.stores.redis_batch import AnyRedis, Script, ScriptRunner, translate
 from ranvier.stores.redis_compensation import RedisCompensationIdempotencyStore, ttl_arg
 from ranvier.stores.redis_connect import client_from_url
@@ -53,7 +53,7 @@ def _request_id() -> str:
     return uuid.uuid4().hex
 
 
-class RedisPersistenceStore:
+class RedisPersistenceStore(ClosesOnExit):
     """Checkpoints in Redis or Redis Cluster; durable as far as the server's AOF is."""
 
     adapter = "redis"
@@ -348,17 +348,6 @@ class RedisPersistenceStore:
         if self._owns_client:
             with translate():
                 await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 def _import_args(prepared: rules.PreparedTrace, ttl: str) -> list[str | bytes]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import replace
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ranvier.errors import InvalidInput
@@ -31,6 +30,7 @@ from ranvier.stores import sqlite_ops as ops
 from ranvier.stores import sqlite_read as read
 from ranvier.stores import sqlite_sql as sql
 from ranvier.stores.base import StoreCapabilities
+from ranvier.stores.closing import ClosesOnExit
 from ranvier.stores.sqlite_compensation import SqliteCompensationIdempotencyStore
 from ranvier.stores.sqlite_conn import SYNCHRONOUS_MODES
 from ranvier.stores.sqlite_schema import migrate
@@ -55,7 +55,7 @@ def validate_synchronous(value: object) -> str:
     return mode
 
 
-class SqlitePersistenceStore:
+class SqlitePersistenceStore(ClosesOnExit):
     """Checkpoints in one SQLite file (WAL): durable across process crashes.
 
     `synchronous="NORMAL"` (default): every acknowledged append survives a killed
@@ -231,17 +231,6 @@ class SqlitePersistenceStore:
     async def close(self) -> None:
         """Waits for writes already submitted, then closes the connections."""
         await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 def path_of_url(url: str) -> tuple[str, dict[str, str]]:
