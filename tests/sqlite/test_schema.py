@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ranvier import (
+    CheckpointConflict,
     CompletionState,
     OutcomeKind,
     PersistedTrace,
@@ -18,7 +19,7 @@ from ranvier import (
 )
 from ranvier.model import now_ms
 from ranvier.stores.sqlite import SqlitePersistenceStore
-from ranvier.stores.sqlite_schema import CODE_VERSION, MIGRATIONS, VERSION_TABLE
+from ranvier.stores.sqlite_schema import CODE_VERSION, MIGRATIONS, TRACES_VIEW, VERSION_TABLE
 from tests.sqlite.helpers import spawn
 
 DAY_MS = 24 * 3600 * 1000
@@ -150,3 +151,81 @@ def test_ensure_schema_from_four_processes_at_once(tmp_path: Path) -> None:
         traces = conn.execute("SELECT count(*) FROM ranvier_persistence_state").fetchone()[0]
     assert versions == [number for number, _, _ in MIGRATIONS]
     assert traces == 4
+
+
+def _downgrade_to_v1(path: Path) -> None:
+    """Rebuild the events table as version 1 laid it out (clustered by its key)."""
+    v1_events = next(s for s in MIGRATIONS[0][2] if "TABLE ranvier_persistence_events" in s)
+    columns = (
+        "trace_id, superseded, step, outcome_kind, node_id, timestamp_ms, payload_hash, "
+        "payload, schematic_version, recorded_at_ms"
+    )
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DROP VIEW ranvier_persistence_traces")
+        conn.execute("ALTER TABLE ranvier_persistence_events RENAME TO events_v2")
+        conn.execute(v1_events)
+        conn.execute(
+            f"INSERT INTO ranvier_persistence_events ({columns}) SELECT {columns} FROM events_v2"
+        )
+        conn.execute("DROP TABLE events_v2")
+        conn.execute(TRACES_VIEW)
+        conn.execute(f"DELETE FROM {VERSION_TABLE} WHERE version > 1")
+
+
+def _envelope(step: int, payload: dict[str, int], version: str = "1") -> PersistenceEnvelope:
+    return PersistenceEnvelope(
+        trace_id="t",
+        circuit="orders",
+        schematic_version=version,
+        step=step,
+        outcome_kind=OutcomeKind.NEXT,
+        node_id=f"n{step}",
+        payload=payload,
+    )
+
+
+async def test_a_version_1_file_migrates_to_events_by_rowid_and_keeps_everything(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v1.db"
+    async with SqlitePersistenceStore(path) as store:
+        await store.ensure_schema()
+        for step in range(4):
+            await store.append(_envelope(step, {"a": step}, version="2" if step == 3 else "1"))
+        await store.resume("t", 1)  # steps 2 and 3 are superseded, kept for audit
+        await store.append(_envelope(2, {"b": 2}))
+        before = await store.load("t")
+    _downgrade_to_v1(path)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        assert conn.execute("SELECT count(*) FROM ranvier_persistence_events").fetchone()[0] == 5
+        layout = conn.execute(
+            "SELECT sql FROM sqlite_schema WHERE name = 'ranvier_persistence_events'"
+        ).fetchone()[0]
+        assert "WITHOUT ROWID" in layout
+
+    async with SqlitePersistenceStore(path) as store:
+        await store.ensure_schema()
+        assert await store.load("t") == before
+        await store.append(_envelope(2, {"b": 2}))  # an idempotent re-append
+        with pytest.raises(CheckpointConflict):
+            await store.append(_envelope(2, {"b": 3}))  # the unique key still holds
+        await store.append(_envelope(3, {"c": 3}))
+        after = await store.load("t")
+    assert before is not None and after is not None
+    assert [e.step for e in after.events] == [0, 1, 2, 3]
+    assert after.superseded_events == before.superseded_events
+    with closing(sqlite3.connect(path)) as conn, conn:
+        versions = [row[0] for row in conn.execute(f"SELECT version FROM {VERSION_TABLE}")]
+        indexes = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_schema WHERE tbl_name = 'ranvier_persistence_events'"
+                " AND type = 'index'"
+            )
+        }
+        listed = conn.execute(
+            "SELECT last_step, event_count FROM ranvier_persistence_traces"
+        ).fetchone()
+    assert versions == [1, 2]
+    assert "ranvier_persistence_events_key" in indexes
+    assert listed == (3, 4)
