@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from ranvier import CompletionState, LeaseLost, OutcomeKind, TraceCompleted
+from ranvier import CompletionState, LeaseLost, OutcomeKind, TraceCompleted, TraceNotFound
 from ranvier.stores.postgres import PostgresPersistenceStore
 from ranvier.stores.postgres_pool import LINGER_SECONDS
 from ranvier.stores.postgres_schema import MIGRATIONS
@@ -191,3 +192,67 @@ async def test_batched_appends_look_traces_up_by_key_after_the_tables_grew(
         await asyncio.gather(*(pg_store.append(envelope(tid, step)) for tid in tids))
     trace = await pg_store.load(tids[0])
     assert trace is not None and [e.step for e in trace.events] == [0, 1, 2]
+
+
+async def test_concurrent_completes_share_a_statement_and_keep_each_callers_outcome(
+    pg_store: PostgresPersistenceStore,
+) -> None:
+    """Completes of concurrent runs go out as COMPLETE_BATCH; every caller still gets what
+    COMPLETE alone would give it: done, a no-op, or the rules' error."""
+    sizes: list[int] = []
+    flush = pg_store._completer.flush
+
+    async def counted(batch: Any) -> Any:
+        sizes.append(len(batch))
+        return await flush(batch)
+
+    pg_store._completer.flush = counted
+    groups = {name: [new_trace_id(name) for _ in range(8)] for name in _OUTCOMES}
+    for name, tids in groups.items():
+        for tid in tids if name != "missing" else ():
+            await pg_store.append(envelope(tid, 0))
+            if name in ("same", "other"):
+                await pg_store.complete(tid, CompletionState.SUCCESS)
+            if name == "faulted":
+                await pg_store.complete(tid, CompletionState.FAULT)
+    tokens: dict[str, int] = {}
+    for tid in groups["fenced"] + groups["stale"]:
+        lease = await pg_store.acquire_lease(tid, "w", 30_000)
+        assert lease is not None
+        tokens[tid] = lease.token if tid in groups["fenced"] else lease.token + 1
+    sizes.clear()
+    calls = [
+        (name, tid, pg_store.complete(tid, _OUTCOMES[name][0], fence=tokens.get(tid)))
+        for name, tids in groups.items()
+        for tid in tids
+    ]
+    results = await asyncio.gather(*(call for _, _, call in calls), return_exceptions=True)
+
+    assert max(sizes) > 1, sizes  # they did share statements
+    for (name, tid, _), result in zip(calls, results, strict=True):
+        expected_error = _OUTCOMES[name][1]
+        if expected_error is None:
+            assert result is None, (name, result)
+        else:
+            assert isinstance(result, expected_error), (name, result)
+        trace = await pg_store.load(tid)
+        if name == "missing":
+            assert trace is None
+        else:
+            assert trace is not None and trace.completion is _OUTCOMES[name][2], name
+    for tid in groups["fenced"]:
+        assert await pg_store.get_lease(tid) is None  # released with the completion
+    for tid in groups["stale"]:
+        assert await pg_store.get_lease(tid) is not None  # untouched
+
+
+_OUTCOMES: dict[str, tuple[CompletionState, type[Exception] | None, CompletionState | None]] = {
+    # group: (completion asked for, error expected, completion stored afterwards)
+    "open": (CompletionState.SUCCESS, None, CompletionState.SUCCESS),
+    "fenced": (CompletionState.SUCCESS, None, CompletionState.SUCCESS),
+    "stale": (CompletionState.SUCCESS, LeaseLost, None),
+    "same": (CompletionState.SUCCESS, None, CompletionState.SUCCESS),
+    "other": (CompletionState.FAULT, TraceCompleted, CompletionState.SUCCESS),
+    "faulted": (CompletionState.COMPENSATED, None, CompletionState.COMPENSATED),
+    "missing": (CompletionState.SUCCESS, TraceNotFound, None),
+}

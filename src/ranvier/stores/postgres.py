@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from ranvier.errors import InvalidInput, LeaseLost, RestoreConflict, TraceNotFound
+from ranvier.errors import InvalidInput, LeaseLost, RanvierError, RestoreConflict, TraceNotFound
 from ranvier.model import (
     CompletionState,
     Intervention,
@@ -44,6 +44,7 @@ from ranvier.stores.postgres_rows import (
     append_document,
     append_one_arguments,
     append_result,
+    complete_document,
     event_columns,
     intervention_columns,
     summary_from_row,
@@ -55,6 +56,26 @@ from ranvier.stores.postgres_sql import DEFAULT_PREFIX, render, validate_prefix
 __all__ = ["PostgresCompensationIdempotencyStore", "PostgresPersistenceStore", "from_url"]
 
 _RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+
+
+Completion = tuple[str, str, int | None]
+"""A `complete` call waiting for its batch: trace id, completion value, fence."""
+
+
+def _completion_result(call: Completion, row: Any) -> Result:
+    """What COMPLETE's row means for the call: None (done, or a no-op) or the rules' error."""
+    if row["written"]:
+        return None
+    trace_id, state, fence = call
+    try:
+        if not row["found"]:
+            raise TraceNotFound(f"no trace is stored under {trace_id!r}")
+        if not rules.completion_change(trace_id, row["completion"], CompletionState(state)):
+            return None
+        rules.check_fence(trace_id, fence, row["token"], row["expires_at_ms"], row["now_ms"])
+    except RanvierError as exc:
+        return exc
+    return AssertionError("complete: the statement and the rules disagree")  # unreachable
 
 
 def _fence(fence: object) -> int | None:
@@ -97,6 +118,12 @@ class PostgresPersistenceStore(ClosesOnExit):
             self._flush,
             max_batch=rules.validate_positive("max_batch", max_batch),
             max_inflight=rules.validate_positive("max_inflight_batches", max_inflight_batches),
+        )
+        # completes of concurrent runs share a statement and a commit, as appends do
+        self._completer: GroupCommit[Completion] = GroupCommit(
+            self._flush_completes,
+            max_batch=self._batcher.max_batch,
+            max_inflight=self._batcher.max_inflight,
         )
         self._compensations = PostgresCompensationIdempotencyStore(
             pool, self._sql, acquire_timeout=acquire_timeout, connections=self._connections
@@ -285,17 +312,39 @@ class PostgresPersistenceStore(ClosesOnExit):
     ) -> None:
         state = rules.validate_completion(state)
         rules.validate_id("trace_id", trace_id)
-        fence = _fence(fence)
-        async with self._conn() as conn:  # one statement: checks and update, atomic
-            row = await conn.fetchrow(self._sql.complete, trace_id, state.value, fence)
-        if row["written"]:
-            return
-        if not row["found"]:
-            raise TraceNotFound(f"no trace is stored under {trace_id!r}")
-        if not rules.completion_change(trace_id, row["completion"], state):
-            return
-        self._check_fence(trace_id, fence, row)
-        raise AssertionError("complete: the statement and the rules disagree")  # unreachable
+        await self._completer.submit(trace_id, (trace_id, state.value, _fence(fence)))
+
+    async def _flush_completes(self, batch: Sequence[Completion]) -> list[Result]:
+        """COMPLETE for one call, COMPLETE_BATCH for more: one statement, one commit."""
+        if len(batch) > 1:
+            try:
+                document = complete_document(batch)
+            except (TypeError, ValueError):  # a fence beyond 64 bits: its own call fails
+                document = None
+            if document is not None:
+                try:
+                    async with self._conn() as conn:
+                        rows = await conn.fetch(self._sql.complete_batch, document)
+                except _RETRYABLE:  # another process locked the same traces in another order
+                    return [RETRY] * len(batch)
+                results: list[Result] = [None] * len(batch)
+                for row in rows:
+                    index = row["idx"] - 1
+                    results[index] = _completion_result(batch[index], row)
+                return results
+        results = []
+        for call in batch:
+            try:
+                async with self._conn() as conn:  # one statement: checks and update, atomic
+                    row = await conn.fetchrow(self._sql.complete, *call)
+            except _RETRYABLE:
+                results.append(RETRY)
+                continue
+            except (asyncpg.DataError, OverflowError) as exc:
+                results.append(exc)
+                continue
+            results.append(_completion_result(call, row))
+        return results
 
     async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
         data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)
@@ -414,6 +463,7 @@ class PostgresPersistenceStore(ClosesOnExit):
 
     async def close(self) -> None:
         await self._batcher.close()
+        await self._completer.close()
         await self._connections.close()
         if self._owns_pool:
             with translate():

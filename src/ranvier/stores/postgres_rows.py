@@ -61,6 +61,14 @@ def append_document(batch: Sequence[Pending]) -> tuple[str, list[str]]:
     return _dumps(rows).decode(), fenced
 
 
+def complete_document(batch: Sequence[tuple[str, str, int | None]]) -> str:
+    """COMPLETE_BATCH's parameter: the calls (trace id, completion, fence) as one JSON array
+    (`x` is the call's 1-based index). Raises orjson.JSONEncodeError for an int beyond 64
+    bits."""
+    rows = [{"t": t, "s": s, "f": f, "x": x} for x, (t, s, f) in enumerate(batch, 1)]
+    return _dumps(rows).decode()
+
+
 def append_one_arguments(pending: Pending) -> tuple[Any, ...]:
     """APPEND_ONE's parameters, in the order of its `$1` .. `$10`."""
     prepared, fence = pending

@@ -252,6 +252,42 @@ FROM (SELECT) one LEFT JOIN cur ON true LEFT JOIN lease ON true
 for a fenced call the lease's release. When it did not write, the rules decide on the
 returned row (no-op, or which error) and the lease is left as it is."""
 
+COMPLETE_BATCH = f"""
+WITH inp AS (  -- $1: a JSON array of objects, one per call (`postgres_rows.complete_document`)
+    SELECT i.t AS trace_id, i.s AS state, i.f AS fence, i.x AS idx
+    FROM json_to_recordset($1::json) AS i(t text, s text, f bigint, x int)
+), cur AS (  -- locked in key order, as every batch does: batches cannot deadlock
+    SELECT s.trace_id, s.completion FROM {{state}} s
+    WHERE s.trace_id = ANY(ARRAY(SELECT trace_id FROM inp))
+    ORDER BY s.trace_id FOR NO KEY UPDATE
+), lease AS (
+    SELECT l.trace_id, l.token, l.expires_at FROM {{leases}} l
+    WHERE l.trace_id = ANY(ARRAY(SELECT trace_id FROM inp WHERE fence IS NOT NULL))
+    ORDER BY l.trace_id FOR NO KEY UPDATE
+), chk AS (  -- COMPLETE's checks, per call
+    SELECT inp.*, cur.trace_id IS NOT NULL AS found, cur.completion, lease.token,
+           lease.expires_at,
+           cur.trace_id IS NOT NULL
+           AND (cur.completion IS NULL
+                OR (cur.completion = 'fault' AND inp.state = 'compensated'))
+           AND (inp.fence IS NULL OR (lease.token = inp.fence
+                                      AND {ms("lease.expires_at")} > {ms("now()")})) AS ok
+    FROM inp LEFT JOIN cur USING (trace_id) LEFT JOIN lease USING (trace_id)
+), done AS (
+    UPDATE {{state}} s SET completion = chk.state, completed_at = {NOW}, updated_at = {NOW}
+    FROM chk WHERE s.trace_id = chk.trace_id AND chk.ok
+    RETURNING s.trace_id
+), released AS (
+    UPDATE {{leases}} l SET holder = NULL, expires_at = timestamptz 'epoch'
+    FROM chk WHERE l.trace_id = chk.trace_id AND l.token = chk.fence AND chk.ok
+)
+SELECT chk.idx, chk.found, chk.completion, chk.trace_id IN (SELECT trace_id FROM done)
+       AS written, chk.token, {ms("chk.expires_at")} AS expires_at_ms, {ms("now()")} AS now_ms
+FROM chk
+"""
+"""COMPLETE for a batch of calls from concurrent runs (one per trace): one transaction and
+one commit for all of them. The rows are COMPLETE's, one per call (`idx`, from 1)."""
+
 SAVE_INTERVENTION = f"""
 WITH added AS (
     INSERT INTO {{interventions}} (trace_id, seq, target_node, timestamp_ms, payload_override)
@@ -407,6 +443,7 @@ class Statements:
     lock_trace: str
     resume: str
     complete: str
+    complete_batch: str
     save_intervention: str
     purge_batch: str
     delete_trace: str
