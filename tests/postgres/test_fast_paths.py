@@ -256,3 +256,46 @@ _OUTCOMES: dict[str, tuple[CompletionState, type[Exception] | None, CompletionSt
     "faulted": (CompletionState.COMPENSATED, None, CompletionState.COMPENSATED),
     "missing": (CompletionState.SUCCESS, TraceNotFound, None),
 }
+
+
+async def test_concurrent_lease_acquisitions_share_a_statement_and_each_gets_its_answer(
+    pg_store: PostgresPersistenceStore,
+) -> None:
+    """Acquisitions of concurrent runs go out as ACQUIRE_LEASE_BATCH; each caller gets the
+    lease it would get alone (a new one, the next token after a release or an expiry), or
+    None where another holder's lease is live."""
+    sizes: list[int] = []
+    flush = pg_store._acquirer.flush
+
+    async def counted(batch: Any) -> Any:
+        sizes.append(len(batch))
+        return await flush(batch)
+
+    fresh = [new_trace_id("fresh") for _ in range(8)]
+    held = [new_trace_id("held") for _ in range(8)]
+    released = [new_trace_id("released") for _ in range(8)]
+    expired = [new_trace_id("expired") for _ in range(8)]
+    before: dict[str, int] = {}
+    for tid in held + released + expired:
+        lease = await pg_store.acquire_lease(tid, "other", 1 if tid in expired else 30_000)
+        assert lease is not None
+        before[tid] = lease.token
+        if tid in released:
+            assert await pg_store.release_lease(lease)
+    await asyncio.sleep(0.01)  # the 1 ms leases have expired
+    pg_store._acquirer.flush = counted
+    order = fresh + held + released + expired
+    leases = await asyncio.gather(*(pg_store.acquire_lease(t, "me", 30_000) for t in order))
+
+    assert max(sizes) > 1, sizes  # they did share statements
+    got = dict(zip(order, leases, strict=True))
+    for tid in fresh:
+        lease = got[tid]
+        assert lease is not None and lease.holder == "me" and lease.token == 1
+    for tid in held:
+        assert got[tid] is None
+        assert (await pg_store.get_lease(tid)).holder == "other"  # type: ignore[union-attr]
+    for tid in released + expired:
+        lease = got[tid]
+        assert lease is not None and lease.token == before[tid] + 1
+        assert await pg_store.get_lease(tid) == lease

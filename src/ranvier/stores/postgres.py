@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
+import orjson
 
 from ranvier.errors import InvalidInput, LeaseLost, RanvierError, RestoreConflict, TraceNotFound
 from ranvier.model import (
@@ -58,6 +59,16 @@ __all__ = ["PostgresCompensationIdempotencyStore", "PostgresPersistenceStore", "
 _RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 
 
+@dataclass(slots=True)
+class _Acquisition:
+    """An `acquire_lease` call waiting for its batch; its flush sets `lease` if acquired."""
+
+    trace_id: str
+    holder: str
+    ttl_ms: int
+    lease: Lease | None = None
+
+
 Completion = tuple[str, str, int | None]
 """A `complete` call waiting for its batch: trace id, completion value, fence."""
 
@@ -76,6 +87,9 @@ def _completion_result(call: Completion, row: Any) -> Result:
     except RanvierError as exc:
         return exc
     return AssertionError("complete: the statement and the rules disagree")  # unreachable
+
+
+_dumps = orjson.dumps
 
 
 def _fence(fence: object) -> int | None:
@@ -122,6 +136,11 @@ class PostgresPersistenceStore(ClosesOnExit):
         # completes of concurrent runs share a statement and a commit, as appends do
         self._completer: GroupCommit[Completion] = GroupCommit(
             self._flush_completes,
+            max_batch=self._batcher.max_batch,
+            max_inflight=self._batcher.max_inflight,
+        )
+        self._acquirer: GroupCommit[_Acquisition] = GroupCommit(
+            self._flush_acquisitions,
             max_batch=self._batcher.max_batch,
             max_inflight=self._batcher.max_inflight,
         )
@@ -421,13 +440,39 @@ class PostgresPersistenceStore(ClosesOnExit):
 
     async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
         ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
-        async with self._conn() as conn:
-            row = await conn.fetchrow(self._sql.acquire_lease, trace_id, holder, ttl_ms)
-        if row is None:
-            return None
-        return Lease(
-            trace_id=trace_id, holder=holder, token=row["token"], expires_at_ms=row["expires_at_ms"]
-        )
+        call = _Acquisition(trace_id, holder, ttl_ms)
+        await self._acquirer.submit(trace_id, call)
+        return call.lease
+
+    async def _flush_acquisitions(self, batch: Sequence[_Acquisition]) -> list[Result]:
+        """ACQUIRE_LEASE for one call, ACQUIRE_LEASE_BATCH for more: one statement, one
+        commit; each call's `lease` is set when it acquired one."""
+        try:
+            async with self._conn() as conn:
+                if len(batch) == 1:
+                    call = batch[0]
+                    row = await conn.fetchrow(
+                        self._sql.acquire_lease, call.trace_id, call.holder, call.ttl_ms
+                    )
+                    rows = [] if row is None else [{**row, "trace_id": call.trace_id}]
+                else:
+                    document = _dumps(
+                        [{"t": c.trace_id, "h": c.holder, "ttl": c.ttl_ms} for c in batch]
+                    ).decode()
+                    rows = await conn.fetch(self._sql.acquire_lease_batch, document)
+        except _RETRYABLE:  # another process locked the same traces in another order
+            return [RETRY] * len(batch)
+        acquired = {row["trace_id"]: row for row in rows}
+        for call in batch:
+            row = acquired.get(call.trace_id)
+            if row is not None:
+                call.lease = Lease(
+                    trace_id=call.trace_id,
+                    holder=call.holder,
+                    token=row["token"],
+                    expires_at_ms=row["expires_at_ms"],
+                )
+        return [None] * len(batch)
 
     async def renew_lease(self, lease: Lease, ttl_ms: int) -> Lease:
         ttl_ms = rules.validate_lease_request(lease.trace_id, lease.holder, ttl_ms)
@@ -464,6 +509,7 @@ class PostgresPersistenceStore(ClosesOnExit):
     async def close(self) -> None:
         await self._batcher.close()
         await self._completer.close()
+        await self._acquirer.close()
         await self._connections.close()
         if self._owns_pool:
             with translate():

@@ -359,6 +359,19 @@ ON CONFLICT (trace_id) DO UPDATE
 RETURNING l.token, {ms("l.expires_at")} AS expires_at_ms
 """
 
+ACQUIRE_LEASE_BATCH = f"""
+INSERT INTO {{leases}} AS l (trace_id, holder, token, expires_at)
+SELECT i.t, i.h, 1, {NOW} + i.ttl * interval '1 millisecond'
+FROM json_to_recordset($1::json) AS i(t text, h text, ttl bigint)
+ORDER BY i.t  -- rows locked in key order, as every batch does: batches cannot deadlock
+ON CONFLICT (trace_id) DO UPDATE
+    SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at
+    WHERE l.holder IS NULL OR l.expires_at <= now()
+RETURNING l.trace_id, l.token, {ms("l.expires_at")} AS expires_at_ms
+"""
+"""ACQUIRE_LEASE for a batch of calls from concurrent runs (one per trace), one commit for
+all; a row comes back for each lease acquired, none for a lease someone else holds."""
+
 RENEW_LEASE = f"""
 WITH renewed AS (
     UPDATE {{leases}} SET expires_at = {NOW} + $3::bigint * interval '1 millisecond'
@@ -451,6 +464,7 @@ class Statements:
     import_events: str
     import_interventions: str
     acquire_lease: str
+    acquire_lease_batch: str
     renew_lease: str
     release_lease: str
     get_lease: str
