@@ -4,7 +4,9 @@
 checks circuit, completion and fencing token, inserts the event with ON CONFLICT DO
 NOTHING and returns what the rules need to tell an identical retry from a conflict;
 concurrent appends share that statement as one multi-row transaction
-(`postgres_batch`). Every time the store records comes from the server's `now()`.
+(`postgres_batch`). `complete` and `acquire_lease` are coalesced the same way, so a
+run beside others makes no single-row commit of its own. Every time the store records
+comes from the server's `now()`.
 """
 
 from __future__ import annotations
