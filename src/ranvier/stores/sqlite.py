@@ -98,7 +98,7 @@ class SqlitePersistenceStore(ClosesOnExit):
         args = (  # APPEND_FAST's parameters but now_ms, which the writer adds
             envelope.trace_id,
             envelope.step,
-            prepared.outcome_kind.value,
+            prepared.outcome_kind._value_,  # `.value` is a Python-level property
             envelope.node_id,
             envelope.timestamp_ms,
             prepared.payload_hash,
@@ -108,7 +108,7 @@ class SqlitePersistenceStore(ClosesOnExit):
             fence,
         )
         db = self._db
-        done = db.commit_now(sql.APPEND_FAST, args)  # no future, no loop turn
+        done = None if db.busy else db.commit_now(sql.APPEND_FAST, args)  # no future, no turn
         if done:
             return
 

@@ -14,25 +14,29 @@ TRACES_VIEW = "ranvier_persistence_traces"
 APPEND_FAST = f"""
 INSERT OR IGNORE INTO {EVENTS} (trace_id, superseded, step, outcome_kind, node_id,
                       timestamp_ms, payload_hash, payload, schematic_version, recorded_at_ms)
-VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7,
-        nullif(?8, (SELECT s.schematic_version FROM {STATE} s WHERE s.trace_id = ?1)),
+VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, NULL,
         (SELECT ?11 FROM {STATE} s
-          WHERE s.trace_id = ?1 AND s.circuit = ?9 AND s.completion IS NULL
+          WHERE s.trace_id = ?1 AND s.circuit = ?9 AND s.schematic_version = ?8
+            AND s.completion IS NULL
             AND NOT EXISTS (SELECT 1 FROM {EVENTS} e
                              WHERE e.trace_id = ?1 AND e.superseded = 0 AND e.step >= ?2)
             AND (?10 IS NULL OR EXISTS (SELECT 1 FROM {LEASES} l
                              WHERE l.trace_id = ?1 AND l.token = ?10
                                AND l.expires_at_ms > ?11))))
 """
-"""The common case in one statement: the trace exists, is open, on this circuit, the
-step is past its last live one, and the fencing token (?10), if any, is the live lease's,
-so no rule can object. Otherwise `recorded_at_ms` is NULL (a NOT NULL column) or the
-step's key is taken: OR IGNORE writes nothing (rowcount 0), and `ops.append_checked`
-reads what the rules need and lets them decide, in the same transaction.
+"""The common case in one statement: the trace exists, is open, on this circuit and this
+schematic version (so the event's version is stored as NULL, "the trace's"), the step is
+past its last live one, and the fencing token (?10), if any, is the live lease's, so no
+rule can object. Otherwise `recorded_at_ms` is NULL (a NOT NULL column) or the step's
+key is taken: OR IGNORE writes nothing (rowcount 0), and `ops.append_checked` reads what
+the rules need and lets them decide, in the same transaction (an event of another
+schematic version than its trace's takes that path, and stores its version).
 Parameters: trace_id, step, outcome_kind, node_id, timestamp_ms, payload_hash, payload,
 schematic_version, circuit, fence, now_ms (the writer adds now_ms when it runs).
 VALUES with scalar subqueries rather than INSERT ... SELECT: SQLite copies a SELECT that
-reads the table it inserts into through a temporary table first (~2.5 us more)."""
+reads the table it inserts into through a temporary table first (~2.5 us more). One
+subquery on the state row rather than two (`nullif(?8, <its version>)` was one): 0.1-0.4 us
+less per append."""
 APPEND_PRECHECK = f"""
 SELECT s.circuit, s.schematic_version, s.completion,
        (SELECT max(e.step) FROM {EVENTS} e WHERE e.trace_id = s.trace_id AND e.superseded = 0)
