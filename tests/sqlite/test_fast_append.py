@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ranvier import CheckpointConflict, CircuitMismatch, LeaseLost, TraceCompleted
-from ranvier.model import CompletionState
+from ranvier.model import CompletionState, PersistenceEnvelope
 from ranvier.stores import sqlite_sql as sql
 from ranvier.stores.sqlite import SqlitePersistenceStore
 from tests.contract.helpers import envelope, new_trace_id
@@ -126,8 +126,10 @@ async def test_an_event_keeps_its_own_schematic_version(
 ) -> None:
     tid = new_trace_id()
     await store.append(envelope(tid, 0, version="1"))
-    await store.append(envelope(tid, 1, version="2"))  # fast path
-    await store.append(envelope(tid, 2, version="1"))  # fast path
+    seen = await _trace_writes(store)
+    await store.append(envelope(tid, 1, version="2"))  # the checked path stores "2"
+    await store.append(envelope(tid, 2, version="1"))  # the fast path stores NULL
+    assert seen == ["APPEND_FAST", "BEGIN", "SELECT", "INSERT", "COMMIT", "APPEND_FAST"]
     trace = await store.load(tid)
     assert trace is not None and trace.schematic_version == "1"
     assert [e.schematic_version for e in trace.events] == ["1", "2", "1"]
@@ -138,6 +140,29 @@ async def test_an_event_keeps_its_own_schematic_version(
             (tid,),
         ).fetchall()
     assert stored == [(0, None), (1, "2"), (2, None)]  # NULL: the trace's own
+
+
+async def test_missing_node_id_and_payload_are_stored_as_null_on_the_fast_path(
+    store: SqlitePersistenceStore, tmp_path: Path
+) -> None:
+    tid = new_trace_id()
+    await store.append(envelope(tid, 0))
+    seen = await _trace_writes(store)
+    bare = PersistenceEnvelope(trace_id=tid, circuit="orders", schematic_version="1.0", step=1)
+    await store.append(bare)
+    assert seen == ["APPEND_FAST"]
+    trace = await store.load(tid)
+    assert trace is not None
+    assert (trace.events[1].node_id, trace.events[1].payload) == (None, None)
+    assert trace.events[1].payload_hash is None
+    await store.close()
+    with closing(sqlite3.connect(tmp_path / "fast.db")) as conn:
+        stored = conn.execute(
+            f"SELECT typeof(node_id), typeof(payload), typeof(payload_hash) FROM {sql.EVENTS}"
+            " WHERE trace_id = ? AND step = 1",
+            (tid,),
+        ).fetchone()
+    assert stored == ("null", "null", "null")  # '' is how the statement is told None
 
 
 async def test_completing_an_open_trace_is_one_statement(store: SqlitePersistenceStore) -> None:

@@ -95,20 +95,23 @@ class SqlitePersistenceStore(ClosesOnExit):
         prepared = rules.prepare_envelope(envelope, max_payload_bytes=self._max_payload_bytes)
         data = prepared.payload_json
         payload = None if data is None else data.decode()
-        args = (  # APPEND_FAST's parameters but now_ms, which the writer adds
+        args: tuple[object, ...] = (  # APPEND_FAST's parameters but now_ms (the writer's)
             envelope.trace_id,
             envelope.step,
             prepared.outcome_kind._value_,  # `.value` is a Python-level property
-            envelope.node_id,
+            envelope.node_id or "",  # never None: see APPEND_FAST
             envelope.timestamp_ms,
-            prepared.payload_hash,
-            payload,
+            prepared.payload_hash or "",
+            payload or "",
             envelope.schematic_version,
             envelope.circuit,
-            fence,
         )
+        if fence is None:
+            fast = sql.APPEND_FAST
+        else:
+            fast, args = sql.APPEND_FAST_FENCED, (*args, fence)
         db = self._db
-        done = None if db.busy else db.commit_now(sql.APPEND_FAST, args)  # no future, no turn
+        done = None if db.busy else db.commit_now(fast, args)  # no future, no loop turn
         if done:
             return
 
@@ -116,7 +119,7 @@ class SqlitePersistenceStore(ClosesOnExit):
             ops.append_checked(conn, prepared.envelope, payload, fence, now_ms())
 
         if done is None:
-            await db.submit_fast(sql.APPEND_FAST, args, checked)
+            await db.submit_fast(fast, args, checked)
         else:
             await db.submit(checked)
 
