@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ranvier.errors import InvalidInput
@@ -18,6 +18,7 @@ from ranvier.model import (
     CompletionState,
     Intervention,
     Lease,
+    OutcomeKind,
     PersistedTrace,
     PersistenceEnvelope,
     ResumeCursor,
@@ -53,6 +54,32 @@ def validate_synchronous(value: object) -> str:
             "survives a killed process, FULL also survives power loss"
         )
     return mode
+
+
+def _append_checked(conn: sqlite3.Connection, args: tuple[object, ...]) -> None:
+    """An append that APPEND_FAST(_FENCED) did not take, from that statement's parameters
+    (a function of them rather than a closure per append: ~2,500 instructions less)."""
+    trace_id, step, kind, node_id, timestamp_ms, digest, payload, version, circuit, *fence = args
+    envelope = PersistenceEnvelope(
+        trace_id=cast(str, trace_id),
+        circuit=cast(str, circuit),
+        schematic_version=cast(str, version),
+        step=cast(int, step),
+        outcome_kind=OutcomeKind(cast(str, kind)),
+        node_id=cast(str, node_id) or None,
+        timestamp_ms=cast(int, timestamp_ms),
+        payload_hash=cast(str, digest) or None,
+        payload=rules.decode_payload(cast(str, payload) or None),
+    )
+    text = cast(str, payload) or None
+    ops.append_checked(conn, envelope, text, cast(int, fence[0]) if fence else None, now_ms())
+
+
+def _complete_checked(conn: sqlite3.Connection, args: tuple[object, ...]) -> None:
+    trace_id, state, fence = args
+    ops.complete(
+        conn, cast(str, trace_id), CompletionState(cast(str, state)), cast(int | None, fence)
+    )
 
 
 class SqlitePersistenceStore(ClosesOnExit):
@@ -112,16 +139,8 @@ class SqlitePersistenceStore(ClosesOnExit):
             fast, args = sql.APPEND_FAST_FENCED, (*args, fence)
         db = self._db
         done = None if db.busy else db.commit_now(fast, args)  # no future, no loop turn
-        if done:
-            return
-
-        def checked(conn: sqlite3.Connection) -> None:
-            ops.append_checked(conn, prepared.envelope, payload, fence, now_ms())
-
-        if done is None:
-            await db.submit_fast(fast, args, checked)
-        else:
-            await db.submit(checked)
+        if not done:  # None: it could not run now; False: it declined, the rules decide
+            await db.submit_fast(None if done is False else fast, args, _append_checked)
 
     async def load(self, trace_id: str) -> PersistedTrace | None:
         rules.validate_id("trace_id", trace_id)
@@ -141,20 +160,13 @@ class SqlitePersistenceStore(ClosesOnExit):
         state = rules.validate_completion(state)
         rules.validate_id("trace_id", trace_id)
         db, args = self._db, (trace_id, state.value, fence)
-
-        def checked(conn: sqlite3.Connection) -> None:
-            ops.complete(conn, trace_id, state, fence)
-
         if fence is not None:  # completion and lease release: one transaction, two writes
-            await db.submit(checked)
+            await db.submit_fast(None, args, _complete_checked)
             return
         done = db.commit_now(sql.COMPLETE_FAST, args)
-        if done:
-            return
-        if done is None:
-            await db.submit_fast(sql.COMPLETE_FAST, args, checked)
-        else:
-            await db.submit(checked)
+        if not done:
+            fast = None if done is False else sql.COMPLETE_FAST
+            await db.submit_fast(fast, args, _complete_checked)
 
     async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
         data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)

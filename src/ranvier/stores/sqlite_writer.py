@@ -40,6 +40,9 @@ from ranvier.stores.sqlite_conn import connect, is_busy, translate_errors
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
+Fallback = Callable[[sqlite3.Connection, tuple[object, ...]], T]
+"""What runs when a job's fast statement declines: `fallback(conn, args)`, the statement's
+parameters (a module-level function: no closure is made per job)."""
 _time_ns = time.time_ns
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
@@ -69,11 +72,10 @@ class _Busy(Exception):
     """An inline BEGIN IMMEDIATE found the file locked by another connection."""
 
 
-_Job = tuple[
-    Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool, str | None, tuple[object, ...]
-]
+_Job = tuple[Callable[..., Any], asyncio.Future[Any], bool, str | None, tuple[object, ...] | None]
 """(work, future, heavy, fast, args): a plain tuple, built on every append (a dataclass's
-`__init__` cost ~0.1 us more)."""
+`__init__` cost ~0.1 us more). args None: `work(conn)` is the job; else `fast` (if any)
+runs with args + (now_ms,), and `work(conn, args)` if it changed nothing."""
 
 
 @dataclass(slots=True)
@@ -122,18 +124,23 @@ class SqliteDatabase:
 
     def submit(self, work: Work[T], *, heavy: bool = False) -> asyncio.Future[T]:
         """Queue a write job; the future resolves after the commit that holds it."""
-        return self.submit_fast(None, (), work, heavy)
+        return self.submit_fast(None, None, work, heavy)
 
     def submit_fast(
-        self, fast: str | None, args: tuple[object, ...], work: Work[T], heavy: bool = False
+        self,
+        fast: str | None,
+        args: tuple[object, ...] | None,
+        work: Fallback[T] | Work[T],
+        heavy: bool = False,
     ) -> asyncio.Future[T]:
         """Queue a write job that one guarded statement usually does in full.
 
         `fast` runs first with `args + (now_ms,)` (the store clock when it runs): if it
-        changes a row, it did the whole job; if it changes nothing, `work` runs (in the
-        same transaction) and decides by the rules. Alone on the at-once path, the
-        statement is its own autocommit transaction (one statement: atomic). Without
-        `fast` (`submit`), `work` alone is the job; a `heavy` one runs on the thread.
+        changes a row, it did the whole job; if it changes nothing, `work(conn, args)` runs
+        (in the same transaction) and decides by the rules. Alone on the at-once path, the
+        statement is its own autocommit transaction (one statement: atomic). `fast` None
+        (`commit_now` said False): the fallback alone. `args` None (`submit`): `work(conn)`
+        is the job; a `heavy` one runs on the thread.
         """
         if self._closed:
             raise StoreUnavailable(f"SQLite store {self.path} is closed")
@@ -350,14 +357,20 @@ class SqliteDatabase:
         except Exception as exc:
             return _Outcome(False, exc)
 
-    def _commit_one(self, work: Work[Any], fast: str | None, args: tuple[object, ...]) -> Any:
+    def _commit_one(
+        self, work: Callable[..., Any], fast: str | None, args: tuple[object, ...] | None
+    ) -> Any:
         """The at-once path: one job, its own transaction, rolled back on any error."""
         conn, cursor = self._writer, self._fast
         assert conn is not None and cursor is not None
         if self._timeout_now:
             self._set_timeout(conn, 0)
         try:
-            if fast is not None and cursor.execute(fast, (*args, _now_ms())).rowcount:
+            if (
+                fast is not None
+                and args is not None
+                and cursor.execute(fast, (*args, _now_ms())).rowcount
+            ):
                 return None  # one statement: SQLite's autocommit made it atomic
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -365,7 +378,7 @@ class SqliteDatabase:
                 raise _Busy from exc
             raise
         try:
-            value = work(conn)
+            value = work(conn) if args is None else work(conn, args)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -389,8 +402,8 @@ class SqliteDatabase:
             execute = self._fast.execute  # type: ignore[union-attr]
             outcomes = [
                 _DONE
-                if fast is not None and execute(fast, (*args, now)).rowcount
-                else self._run_job(conn, work)
+                if fast is not None and args is not None and execute(fast, (*args, now)).rowcount
+                else self._run_job(conn, work, args)
                 for work, _, _, fast, args in batch
             ]
             conn.execute("COMMIT")
@@ -400,10 +413,12 @@ class SqliteDatabase:
         return outcomes
 
     @staticmethod
-    def _run_job(conn: sqlite3.Connection, work: Work[Any]) -> _Outcome:
+    def _run_job(
+        conn: sqlite3.Connection, work: Callable[..., Any], args: tuple[object, ...] | None
+    ) -> _Outcome:
         changes = conn.total_changes
         try:
-            return _Outcome(True, work(conn))
+            return _Outcome(True, work(conn) if args is None else work(conn, args))
         except RanvierError as exc:
             if conn.total_changes != changes:
                 raise  # a rule failed after a write: roll the batch back, retry alone
