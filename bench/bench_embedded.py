@@ -4,7 +4,8 @@ Run: `.venv/bin/python -m bench.bench_embedded [--quick] [--compare-writers]`. F
 printed, never asserted. Targets (issue 2): memory append p50 <= 5 us; SQLite sequential
 append p50 <= 1.5x a bare sqlite3 INSERT+COMMIT with the same pragmas; SQLite >= 50,000
 appends/s with 64 concurrent appenders. Floors and stores run interleaved, round by
-round, so machine noise hits both alike; each figure is the median of the rounds.
+round, so machine noise hits both alike; each figure is the median of the rounds (five,
+after one warm-up round that is not counted).
 `--compare-writers` adds the SQLite writer's alternatives (docs/decisions.md).
 """
 
@@ -242,17 +243,21 @@ async def main(args: argparse.Namespace) -> None:
         mode: Figures("sqlite" if mode == "eager" else f"sqlite ({mode} writer)") for mode in modes
     }
     with tempfile.TemporaryDirectory(prefix="ranvier-bench-") as tmp:
-        for r in range(args.rounds):
+        for r in range(-args.warmup, args.rounds):
+            warm = r < 0  # a warm-up round: run in full, figures dropped
             for mode in modes:
                 bare = SqliteFloor(Path(tmp) / "floor.db", f"floor-{r}-{mode}")
+                kept = (Figures("floor"), Figures(mode)) if warm else (floor, sqlite[mode])
                 try:
                     with writer_mode(mode):
                         store = SqlitePersistenceStore(Path(tmp) / f"{mode}.db")
                         await store.ensure_schema()
-                        await one_round(sqlite[mode], store, f"r{r}", args, (floor, bare))
+                        await one_round(kept[1], store, f"r{r}", args, (kept[0], bare))
                 finally:
                     bare.close()
-            await one_round(memory, InMemoryPersistenceStore(), f"r{r}", args)
+            await one_round(
+                Figures("m") if warm else memory, InMemoryPersistenceStore(), f"r{r}", args
+            )
     dict_figures = Figures("floor: dict append", seq=[dict_floor(args.n)])
     report(dict_figures, floor, memory, list(sqlite.values()))
 
@@ -276,7 +281,10 @@ def report(dict_figures: Figures, floor: Figures, memory: Figures, sqlite: list[
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="rounds run first and not counted (files, caches)"
+    )
     parser.add_argument(
         "--compare-writers", action="store_true", help="also time the batch/thread writers"
     )
