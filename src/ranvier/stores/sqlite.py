@@ -119,16 +119,15 @@ class SqlitePersistenceStore(ClosesOnExit):
         await self._db.submit(lambda conn: migrate(conn, self.path), heavy=True)
 
     async def append(self, envelope: PersistenceEnvelope, *, fence: int | None = None) -> None:
-        prepared = rules.prepare_envelope(envelope, max_payload_bytes=self._max_payload_bytes)
-        data = prepared.payload_json
+        data, digest, kind = rules.check_envelope(envelope, self._max_payload_bytes)
         payload = None if data is None else data.decode()
         args: tuple[object, ...] = (  # APPEND_FAST's parameters but now_ms (the writer's)
             envelope.trace_id,
             envelope.step,
-            prepared.outcome_kind._value_,  # `.value` is a Python-level property
+            kind._value_,  # `.value` is a Python-level property
             envelope.node_id or "",  # never None: see APPEND_FAST
             envelope.timestamp_ms,
-            prepared.payload_hash or "",
+            digest or "",
             payload or "",
             envelope.schematic_version,
             envelope.circuit,

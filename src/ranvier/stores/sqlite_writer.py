@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from ranvier.errors import RanvierError, StoreUnavailable
@@ -104,6 +105,8 @@ class SqliteDatabase:
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="ranvier-sqlite-r")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0  # the thread that last entered `_loop`
+        self._new_future: Callable[[], asyncio.Future[Any]] = _no_loop_yet
+        """`_loop.create_future`, or what it does (asyncio's own, without the Python call)."""
         self._pending: list[_Job] = []
         self._heavy_pending = 0  # heavy jobs among them
         self.busy = False
@@ -144,14 +147,10 @@ class SqliteDatabase:
         """
         if self._closed:
             raise StoreUnavailable(f"SQLite store {self.path} is closed")
-        loop = self._running_loop()
-        if loop is not self._loop:  # first use, or a new loop (asyncio.run per script step)
-            if self.busy:
-                raise StoreUnavailable(f"SQLite store {self.path} is in use by another loop")
-            self._loop, self._turn_mark, self._loop_thread = loop, None, _get_ident()
-            self._checkpointing = self._catch_up = False  # the old loop's never finished
-            self._ready = getattr(loop, "_ready", None)  # asyncio's ready queue; not uvloop's
-        future: asyncio.Future[T] = loop.create_future()
+        loop = self._loop
+        if loop is None or self._loop_thread != _get_ident() or not loop.is_running():
+            loop = self._enter_loop()  # `_running_loop`, inlined: this runs on every append
+        future: asyncio.Future[T] = self._new_future()
         if not self.busy and self._may_commit_now(loop, heavy):
             try:
                 with self._translate:
@@ -205,6 +204,20 @@ class SqliteDatabase:
         if self._since_checkpoint >= CHECKPOINT_EVERY and not self._checkpointing:
             self._start_checkpoint()
         return True
+
+    def _enter_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop; when it is not ours (first use, or asyncio.run per script
+        step), make it ours."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self.busy:
+                raise StoreUnavailable(f"SQLite store {self.path} is in use by another loop")
+            self._loop, self._turn_mark, self._loop_thread = loop, None, _get_ident()
+            self._checkpointing = self._catch_up = False  # the old loop's never finished
+            self._ready = getattr(loop, "_ready", None)  # asyncio's ready queue; not uvloop's
+            default = type(loop).create_future is asyncio.BaseEventLoop.create_future
+            self._new_future = partial(asyncio.Future, loop=loop) if default else loop.create_future
+        return loop
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The running loop: ours, if it runs and was entered in this thread.
@@ -498,6 +511,10 @@ class SqliteDatabase:
         self._writer = self._reader = self._fast = None
         self._write_thread.shutdown(wait=False)
         self._read_thread.shutdown(wait=False)
+
+
+def _no_loop_yet() -> asyncio.Future[Any]:
+    raise AssertionError("no loop entered yet")  # `_enter_loop` sets `_new_future` first
 
 
 def _checkpoint(conn: sqlite3.Connection) -> int:
