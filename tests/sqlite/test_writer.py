@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,3 +196,33 @@ def test_a_store_serves_one_event_loop_after_another(tmp_path: Path) -> None:
     trace = asyncio.run(store.load(tid))
     asyncio.run(store.close())
     assert trace is not None and [e.step for e in trace.events] == [0, 1]
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """A loop with its own create_future, as uvloop and others have."""
+
+    futures = 0
+
+    def create_future(self) -> asyncio.Future[Any]:
+        _CountingLoop.futures += 1
+        return super().create_future()
+
+
+def test_the_writer_uses_a_loops_own_create_future(tmp_path: Path) -> None:
+    store = SqlitePersistenceStore(tmp_path / "own-futures.db")
+    tids = [new_trace_id() for _ in range(8)]
+
+    async def appends() -> None:
+        await store.ensure_schema()
+        await asyncio.gather(*(store.append(envelope(t, 0)) for t in tids))
+        await asyncio.gather(*(store.append(envelope(t, 1)) for t in tids))
+
+    loop = _CountingLoop()
+    try:
+        loop.run_until_complete(appends())
+        assert _CountingLoop.futures >= len(tids)  # the batched appends waited on its futures
+        traces = [loop.run_until_complete(store.load(t)) for t in tids]
+        loop.run_until_complete(store.close())
+    finally:
+        loop.close()
+    assert all(t is not None and len(t.events) == 2 for t in traces)
