@@ -1,0 +1,47 @@
+"""The payload hash is SHA-256 of the canonical JSON, whichever implementation computes it."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ranvier import PersistenceEnvelope
+from ranvier.stores import rules
+from ranvier.stores.rules import validation
+
+TEXT = st.text(st.characters(blacklist_characters="\x00"))  # NUL is refused (tested elsewhere)
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(TEXT, inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(st.binary(max_size=300))
+def test_the_built_in_sha256_gives_hashlibs_digest(data: bytes) -> None:
+    assert validation._sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_digests_agree_across_block_boundaries() -> None:
+    for size in (0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 4096, (1 << 20) + 3):
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        assert validation._sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+@given(JSON.filter(lambda v: v is not None))
+def test_an_envelopes_hash_is_sha256_of_its_canonical_json(payload: Any) -> None:
+    envelope = PersistenceEnvelope(
+        trace_id="t", circuit="c", schematic_version="1", step=0, payload=payload
+    )
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    expected = hashlib.sha256(canonical).hexdigest()
+    assert rules.check_envelope(envelope, 1 << 20)[1] == expected
+    assert rules.prepare_envelope(envelope).payload_hash == expected
