@@ -13,7 +13,8 @@ from ranvier import PersistenceEnvelope
 from ranvier.stores import rules
 from ranvier.stores.rules import validation
 
-TEXT = st.text(st.characters(blacklist_characters="\x00"))  # NUL is refused (tested elsewhere)
+# NUL and lone surrogates are refused (tests/contract/test_bad_input.py)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
 JSON = st.recursive(
     st.none()
     | st.booleans()
