@@ -18,6 +18,7 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict examples/order_pipeline.py
 
 pytest: install
 	$(PY) -m pytest

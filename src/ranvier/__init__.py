@@ -18,6 +18,7 @@ from ranvier.errors import (
     TraceBusy,
     TraceCompleted,
     TraceNotFound,
+    TracePoisoned,
     VersionMismatch,
 )
 from ranvier.model import (
@@ -25,6 +26,7 @@ from ranvier.model import (
     CompensationRecord,
     CompensationState,
     CompletionState,
+    ForkOrigin,
     Intervention,
     Lease,
     OutcomeKind,
@@ -32,10 +34,12 @@ from ranvier.model import (
     PersistenceEnvelope,
     ResumeCursor,
     TracePage,
+    TraceStart,
     TraceStatus,
     TraceSummary,
 )
 from ranvier.runtime import (
+    App,
     Axon,
     CheckpointPolicy,
     CompensationResult,
@@ -78,6 +82,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "App",
     "Axon",
     "BackupCorrupt",
     "CheckpointConflict",
@@ -89,6 +94,7 @@ __all__ = [
     "CompensationResult",
     "CompensationState",
     "CompletionState",
+    "ForkOrigin",
     "InMemoryCompensationIdempotencyStore",
     "InMemoryPersistenceStore",
     "Intervention",
@@ -125,6 +131,8 @@ __all__ = [
     "TraceCompleted",
     "TraceNotFound",
     "TracePage",
+    "TracePoisoned",
+    "TraceStart",
     "TraceStatus",
     "TraceSummary",
     "VersionMismatch",

@@ -56,3 +56,8 @@ class BackupCorrupt(RanvierError, ValueError):
 
 class TraceBusy(RanvierError):
     """Another worker holds the live lease on this trace; it is running there."""
+
+
+class TracePoisoned(RanvierError):
+    """The trace was started or resumed too many times without completing; it is no longer
+    resumed automatically. Fix the cause, then fork it, cancel it, or resume it with force."""

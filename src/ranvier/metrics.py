@@ -22,12 +22,20 @@ CHECKPOINT_LATENCY = Histogram(
 
 COMPENSATIONS = Counter(
     "ranvier_compensations_total",
-    "Compensation hooks run, by result (compensated, failed).",
+    "Compensation hooks run, by result (compensated, failed: the hook raised on every "
+    "attempt, recorded as a compensation_failed fault in the trace).",
     ["circuit", "result"],
 )
 
 LEASES_LOST = Counter(
     "ranvier_leases_lost_total",
     "Runs stopped because their lease on the trace was lost.",
+    ["circuit"],
+)
+
+POISONED = Counter(
+    "ranvier_poisoned_traces_total",
+    "Traces that recover found poisoned (started max_attempts times without completing) "
+    "and left alone; counted once per recover call and trace.",
     ["circuit"],
 )

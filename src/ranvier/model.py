@@ -6,6 +6,7 @@ All of them are frozen, slotted and keyword-only; enums carry their wire values.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -78,6 +79,28 @@ class Intervention:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ForkOrigin:
+    """Where a forked trace came from: its source trace, and the source's step at which
+    the fork ran again (the source's live checkpoints before it were copied)."""
+
+    trace_id: str
+    step: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraceStart:
+    """What a run starts with, stored with its lease before the first step runs.
+
+    Given to `acquire_lease(..., start=...)`: a trace not stored yet is created from it
+    (no events, its `input` kept), so a run killed at any instant can be resumed.
+    """
+
+    circuit: str
+    schematic_version: str
+    input: JSONValue = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PersistedTrace:
     """Everything stored for one trace.
 
@@ -96,6 +119,11 @@ class PersistedTrace:
     updated_at_ms: int = 0
     completed_at_ms: int | None = None
     superseded_events: tuple[PersistenceEnvelope, ...] = ()
+    input: JSONValue = None
+    """The value the run was started with (None for traces stored before 0.2)."""
+    attempts: int = 0
+    """How many times a run took the trace's lease while it was unfinished."""
+    forked_from: ForkOrigin | None = None
 
     @property
     def last_step(self) -> int | None:
@@ -119,6 +147,8 @@ class CompensationContext:
     fault_kind: str
     fault_step: int
     timestamp_ms: int = field(default_factory=now_ms)
+    resources: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The resources of the worker running the hook (as `StepContext.resources`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +166,8 @@ class TraceSummary:
     created_at_ms: int
     updated_at_ms: int
     completed_at_ms: int | None
+    attempts: int = 0
+    """Lease acquisitions by runs while unfinished (see `PersistedTrace.attempts`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

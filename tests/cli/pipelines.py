@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ranvier import App, CompensationContext, RetryPolicy
 from ranvier.runtime import Axon, StepContext
+
+ONCE = RetryPolicy(attempts=1)
 
 
 async def validate(order: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -23,3 +26,23 @@ orders = Axon("cli-orders", version="1.0").then(validate).then(charge).then(ship
 refunds = Axon("cli-refunds", version="1.0").then(validate)
 pipelines = [orders, refunds]
 not_an_axon = {"name": "cli-orders"}
+
+
+async def pack(order: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    if not ctx.resources.get("fixed"):
+        return {**order, "box": order["size"]}  # KeyError until fixed
+    return {**order, "box": "M"}
+
+
+def refund(context: CompensationContext) -> None:
+    raise RuntimeError("refund service down")
+
+
+faulty = Axon("cli-faulty", version="1.0").then(validate).then(pack).then(ship)
+failing_hook = (
+    Axon("cli-hook", version="1.0", compensation=refund, compensation_retry=ONCE)
+    .then(validate)
+    .then(pack)
+)
+broken = App(pipelines=[faulty, failing_hook])
+fixed = App(pipelines=[faulty, failing_hook], resources={"fixed": True})

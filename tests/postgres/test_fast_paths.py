@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from ranvier import CompletionState, LeaseLost, OutcomeKind, TraceCompleted, TraceNotFound
+from ranvier import (
+    CompletionState,
+    LeaseLost,
+    OutcomeKind,
+    TraceCompleted,
+    TraceNotFound,
+    TraceStart,
+)
 from ranvier.stores.postgres import PostgresPersistenceStore
 from ranvier.stores.postgres_pool import LINGER_SECONDS
 from ranvier.stores.postgres_schema import MIGRATIONS
@@ -265,7 +272,7 @@ async def test_concurrent_lease_acquisitions_share_a_statement_and_each_gets_its
     lease it would get alone (a new one, the next token after a release or an expiry), or
     None where another holder's lease is live."""
     sizes: list[int] = []
-    flush = pg_store._acquirer.flush
+    flush = pg_store._leases.acquirer.flush
 
     async def counted(batch: Any) -> Any:
         sizes.append(len(batch))
@@ -283,7 +290,7 @@ async def test_concurrent_lease_acquisitions_share_a_statement_and_each_gets_its
         if tid in released:
             assert await pg_store.release_lease(lease)
     await asyncio.sleep(0.01)  # the 1 ms leases have expired
-    pg_store._acquirer.flush = counted
+    pg_store._leases.acquirer.flush = counted
     order = fresh + held + released + expired
     leases = await asyncio.gather(*(pg_store.acquire_lease(t, "me", 30_000) for t in order))
 
@@ -299,3 +306,108 @@ async def test_concurrent_lease_acquisitions_share_a_statement_and_each_gets_its
         lease = got[tid]
         assert lease is not None and lease.token == before[tid] + 1
         assert await pg_store.get_lease(tid) == lease
+
+
+async def test_concurrent_starts_share_a_statement_and_each_creates_its_trace_with_its_input(
+    pg_store: PostgresPersistenceStore,
+) -> None:
+    """Starts of concurrent runs go out as ACQUIRE_LEASE_BATCH: each new trace is created
+    with its own input (exact JSON) and one attempt; a stored unfinished trace only counts
+    an attempt, with a start or without; a completed one counts none; a live lease held
+    by another takes nothing and creates nothing: what each call would do alone."""
+    sizes: list[int] = []
+    flush = pg_store._leases.acquirer.flush
+
+    async def counted(batch: Any) -> Any:
+        sizes.append(len(batch))
+        return await flush(batch)
+
+    inputs = [{"big": 1e20, "text": "é\u2028\"'\\", "n": [None, True, 0.5]}, None, [], "s", 7]
+    new = [new_trace_id("new") for _ in range(16)]
+    stored = [new_trace_id("stored") for _ in range(8)]  # open, acquired once before
+    resumed = [new_trace_id("resumed") for _ in range(8)]  # the same, acquired without start
+    done = [new_trace_id("done") for _ in range(8)]
+    held = [new_trace_id("held") for _ in range(8)]  # not stored, leased by another
+    for tid in stored + resumed + done:
+        await pg_store.append(envelope(tid, 0))
+    for tid in done:
+        await pg_store.complete(tid, CompletionState.SUCCESS)
+    for tid in stored + resumed:
+        lease = await pg_store.acquire_lease(tid, "before", 30_000)
+        assert lease is not None and await pg_store.release_lease(lease)
+    for tid in held:
+        assert await pg_store.acquire_lease(tid, "other", 30_000) is not None
+    before = {tid: await pg_store.load(tid) for tid in stored + resumed + done}
+
+    def start(tid: str) -> TraceStart | None:
+        if tid in resumed:
+            return None
+        value = inputs[new.index(tid) % len(inputs)] if tid in new else {"other": tid}
+        return TraceStart(circuit="orders", schematic_version="2.0", input=value)
+
+    pg_store._leases.acquirer.flush = counted
+    groups = zip(new[:8], new[8:], stored, resumed, done, held, strict=True)
+    order = [tid for group in groups for tid in group]  # every kind in every batch
+    leases = await asyncio.gather(
+        *(pg_store.acquire_lease(t, "me", 30_000, start=start(t)) for t in order)
+    )
+
+    assert max(sizes) > 1, sizes  # they did share statements
+    got = dict(zip(order, leases, strict=True))
+    for i, tid in enumerate(new):
+        lease = got[tid]
+        assert lease is not None and (lease.holder, lease.token) == ("me", 1)
+        trace = await pg_store.load(tid)
+        assert trace is not None and trace.events == () and trace.completion is None
+        assert (trace.circuit, trace.schematic_version) == ("orders", "2.0")
+        expected = inputs[i % len(inputs)]
+        assert trace.input == expected and type(trace.input) is type(expected), tid
+        assert trace.attempts == 1 and trace.forked_from is None
+    for tid in stored + resumed + done:
+        lease = got[tid]
+        assert lease is not None and lease.token == (1 if tid in done else 2)
+        old, trace = before[tid], await pg_store.load(tid)
+        assert old is not None and trace is not None
+        attempts = old.attempts if tid in done else old.attempts + 1
+        assert trace == replace(old, attempts=attempts), tid  # nothing else changed
+        assert trace.attempts == (0 if tid in done else 2)
+    for tid in held:
+        assert got[tid] is None
+        assert await pg_store.load(tid) is None
+        assert (await pg_store.get_lease(tid)).holder == "other"  # type: ignore[union-attr]
+    page = await pg_store.list_traces(min_attempts=2)
+    assert sorted(s.trace_id for s in page.items) == sorted(stored + resumed)
+    assert (await pg_store.list_traces(min_attempts=2**70)).items == ()  # beyond the column
+
+
+@pytest.mark.parametrize(
+    ("statement", "arguments"),
+    [
+        ("acquire_lease", "('t', 'h', 1000, 'c', '1', '{}')"),
+        ("acquire_lease_batch", "('[]')"),
+    ],
+)
+async def test_lease_acquisitions_look_traces_up_by_key_after_the_tables_grew(
+    pg_store: PostgresPersistenceStore, statement: str, arguments: str
+) -> None:
+    """As the append batch: the generic plan is made on small tables and kept, so every
+    lookup of a state or a lease row must go through its primary key."""
+    t = table_names(pg_store.table_prefix)
+    sql = getattr(render(pg_store.table_prefix), statement)
+    fill = (
+        f"WITH s AS (INSERT INTO {t['state']} (trace_id, circuit, schematic_version,"
+        " created_at, updated_at) SELECT $1 || g, 'c', '1', now(), now()"
+        " FROM generate_series(1, $2) g)"
+        f" INSERT INTO {t['leases']} (trace_id, holder, token, expires_at)"
+        " SELECT $1 || g, 'h', 1, now() FROM generate_series(1, $2) g"
+    )
+    async with pg_store.pool.acquire() as conn:
+        await conn.execute(fill, "small-", 100)
+        await conn.execute(f"PREPARE grown AS {sql}")
+        await conn.execute(f"EXPLAIN EXECUTE grown{arguments}")  # planned now, kept
+        await conn.execute(fill, "grown-", 20000)
+        plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN EXECUTE grown{arguments}"))
+        await conn.execute("DEALLOCATE grown")
+    for table in (t["state"], t["leases"]):
+        assert f"Seq Scan on {table}" not in plan, plan
+    assert f"{t['state']}_pkey" in plan, plan

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ranvier import CompletionState, Intervention, PersistedTrace
+from ranvier import CompletionState, Intervention, PersistedTrace, TraceStart
 from ranvier.stores import rules
 from ranvier.stores.postgres import PostgresPersistenceStore
 from tests.contract.helpers import envelope
@@ -124,6 +124,9 @@ async def _fill(store: PostgresPersistenceStore) -> list[str]:
     await store.complete(ids[2], CompletionState.COMPENSATED)
     await store.complete(ids[3], CompletionState.SUCCESS)
     assert await store.acquire_lease(ids[4], "worker-1", 60_000) is not None
+    started = TraceStart(circuit="orders", schematic_version="1.0", input={"order": "o-7"})
+    assert await store.acquire_lease("started", "worker-2", 60_000, start=started) is not None
+    ids.append("started")  # no events yet: its input, 1 attempt
     await store.compensations.mark_compensated(f"{ids[2]}:orders:boom")
     assert await store.compensations.claim("unfinished-key")
     return ids

@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
-from ranvier import InvalidInput, SchemaMismatch, open_store
+from ranvier import (
+    CompletionState,
+    Intervention,
+    InvalidInput,
+    SchemaMismatch,
+    TraceStart,
+    open_store,
+)
 from ranvier.stores.postgres import PostgresPersistenceStore, from_url
 from ranvier.stores.postgres_schema import LATEST_VERSION, MIGRATIONS
+from ranvier.stores.postgres_sql import table_names
 from tests.adapters.postgres import fresh_prefix, open_postgres
 from tests.contract.helpers import envelope, new_trace_id
 from tests.servers import POSTGRES_URL
@@ -157,9 +166,94 @@ async def test_list_traces_reads_pages_through_the_primary_key(
         plan = "\n".join(
             r[0]
             for r in await conn.fetch(
-                "EXPLAIN " + pg_store._sql.list_traces, "t01000", None, None, "any", 100
+                "EXPLAIN " + pg_store._sql.list_traces, "t01000", None, None, "any", 100, None
             )
         )
     assert f"Index Scan using {state}_pkey" in plan, plan
     page = await pg_store.list_traces(limit=100, cursor=None)
     assert [s.trace_id for s in page.items][:2] == ["t00000", "t00001"]
+
+
+async def test_a_live_version_2_database_migrates_to_the_durable_start_in_place() -> None:
+    """Tables at version 2, with a trace, a lease and an intervention, gain `input`,
+    `attempts` and the fork origin without a rewrite (same files: the ALTERs are instant),
+    and every trace reads back as before, with no input, 0 attempts and no fork origin."""
+    store = await open_postgres(fresh_prefix())
+    t = table_names(store.table_prefix)
+    try:
+        async with store.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"CREATE TABLE {t['schema_version']} (version integer PRIMARY KEY, "
+                "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in MIGRATIONS[:2]:
+                for statement in migration.statements(t, None):
+                    await conn.execute(statement)
+                await conn.execute(
+                    f"INSERT INTO {t['schema_version']} (version, description) VALUES ($1, $2)",
+                    migration.version,
+                    migration.description,
+                )
+        # rows as version 2 wrote them (those statements are unchanged since), and a lease
+        for step in range(2):
+            await store.append(envelope("open", step))
+        await store.save_intervention("open", Intervention(target_node="node1"))
+        await store.append(envelope("done", 0))
+        await store.complete("done", CompletionState.SUCCESS)
+        async with store.pool.acquire() as conn:
+            await conn.execute(
+                f"INSERT INTO {t['leases']} (trace_id, holder, token, expires_at)"
+                " VALUES ('held', 'w0', 7, now() + interval '1 minute')"
+            )
+        before = await _rows(store, t)
+        files = await _relfilenodes(store, t["state"], t["events"])
+
+        await store.ensure_schema()
+
+        assert await _versions(store) == [m.version for m in MIGRATIONS]
+        assert await _relfilenodes(store, t["state"], t["events"]) == files  # no rewrite
+        after = await _rows(store, t)
+        new_columns = {"input": None, "attempts": 0, "forked_from": None, "forked_at_step": None}
+        assert after["state"] == [{**row, **new_columns} for row in before["state"]]
+        assert {k: v for k, v in after.items() if k != "state"} == {
+            k: v for k, v in before.items() if k != "state"
+        }
+        trace = await store.load("open")
+        assert trace is not None and [e.step for e in trace.events] == [0, 1]
+        assert [i.target_node for i in trace.interventions] == ["node1"]
+        assert (trace.input, trace.attempts, trace.forked_from) == (None, 0, None)
+        done = await store.load("done")
+        assert done is not None and done.completion is CompletionState.SUCCESS
+        assert (done.input, done.attempts, done.forked_from) == (None, 0, None)
+        lease = await store.get_lease("held")
+        assert lease is not None and (lease.holder, lease.token) == ("w0", 7)
+        # and the new columns work on the old rows
+        start = TraceStart(circuit="orders", schematic_version="1.0", input={"ignored": 1})
+        again = await store.acquire_lease("open", "w1", 60_000, start=start)
+        assert again is not None
+        reopened = await store.load("open")
+        assert reopened is not None and (reopened.input, reopened.attempts) == (None, 1)
+        page = await store.list_traces(min_attempts=1)
+        assert [(s.trace_id, s.attempts) for s in page.items] == [("open", 1)]
+    finally:
+        await store.drop_schema()
+        await store.close()
+
+
+async def _relfilenodes(store: PostgresPersistenceStore, *tables: str) -> list[int]:
+    async with store.pool.acquire() as conn:
+        return [
+            await conn.fetchval("SELECT pg_relation_filenode($1::regclass)", table)
+            for table in tables
+        ]
+
+
+async def _rows(store: PostgresPersistenceStore, t: dict[str, str]) -> dict[str, list[Any]]:
+    """Every row of the trace tables, as dicts, in key order."""
+    keys = {"state": "trace_id", "events": "trace_id, generation, step"}
+    keys |= {"interventions": "trace_id, seq", "leases": "trace_id"}
+    async with store.pool.acquire() as conn:
+        return {
+            name: [dict(r) for r in await conn.fetch(f"SELECT * FROM {t[name]} ORDER BY {key}")]
+            for name, key in keys.items()
+        }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ranvier import Intervention
+from ranvier import Intervention, TraceStart
 from ranvier.stores import redis_keys as k
 from ranvier.stores.redis import RedisPersistenceStore
 from tests.contract.helpers import envelope, must_load
@@ -79,3 +79,18 @@ async def test_a_compensation_key_expires_from_its_first_claim(redis_url: str, p
                 break
             await asyncio.sleep(0.1)
         assert await s.compensations.get(key) is None
+
+
+async def test_a_trace_created_by_a_start_expires_like_an_appended_one(
+    redis_url: str, prefix: str
+) -> None:
+    async with await RedisPersistenceStore.connect(redis_url, prefix=prefix, ttl_seconds=1) as s:
+        tid = trace_id()
+        start = TraceStart(circuit="orders", schematic_version="1.0", input={"a": 1})
+        assert await s.acquire_lease(tid, "worker", 300, start=start) is not None
+        ttls = await _pttls(s, tid)
+        state, lease = k.trace_keys(prefix, tid)[0], k.trace_keys(prefix, tid)[4]
+        assert 0 < ttls[state] <= 1000 and 0 < ttls[lease] <= 1000, ttls
+        assert (await must_load(s, tid)).input == {"a": 1}
+        await _wait_gone(s, tid, 5)
+        assert set((await _pttls(s, tid)).values()) == {-2}

@@ -98,7 +98,9 @@ async def test_an_exception_is_a_fault_and_later_steps_do_not_run(
     trace = await store.load(result.trace_id)
     assert trace is not None
     assert trace.events[-1].outcome_kind is OutcomeKind.FAULT
-    assert trace.events[-1].payload == {"kind": "ValueError", "message": "bad order"}
+    payload = trace.events[-1].payload
+    assert (payload["kind"], payload["message"]) == ("ValueError", "bad order")
+    assert payload["traceback"].endswith("ValueError: bad order\n")
 
 
 async def test_branch_ends_the_run_successfully(store: PersistenceStore) -> None:

@@ -194,9 +194,9 @@ async def test_a_faulted_open_trace_resumes_into_compensation(store: Persistence
     await store.append(envelope(tid, 1, "b", fault.checkpoint_payload(), kind=OutcomeKind.FAULT))
     undone: list[str] = []
     rec = Recorder()
-    result = await chain(rec).resume(
-        tid, store=store, compensation=lambda c: undone.append(c.fault_kind)
-    )
+    axon = chain(rec)
+    axon.compensation = lambda c: undone.append(c.fault_kind)
+    result = await axon.resume(tid, store=store)
     assert (rec.calls, undone, result.completion) == (
         [],
         ["out_of_stock"],

@@ -14,6 +14,7 @@ from ranvier.model import CompletionState, PersistenceEnvelope
 from ranvier.stores import sqlite_sql as sql
 from ranvier.stores.sqlite import SqlitePersistenceStore
 from tests.contract.helpers import envelope, new_trace_id
+from tests.sqlite.helpers import trace_writes
 
 
 @pytest.fixture
@@ -23,29 +24,10 @@ async def store(tmp_path: Path) -> SqlitePersistenceStore:
     return store
 
 
-async def _trace_writes(store: SqlitePersistenceStore) -> list[str]:
-    """Every statement the writer connection runs from now on (first word, or APPEND_FAST).
-
-    Yields one loop turn first: a write commits at once only within EAGER_SLICE_S of one.
-    """
-    await asyncio.sleep(0)
-    seen: list[str] = []
-    fast = " ".join(sql.APPEND_FAST.split()).split("VALUES")[0]
-
-    def record(statement: str) -> None:  # statements come with their values filled in
-        flat = " ".join(statement.split())
-        seen.append("APPEND_FAST" if flat.startswith(fast) else flat.split()[0].upper())
-
-    conn = store._db._writer
-    assert conn is not None
-    conn.set_trace_callback(record)
-    return seen
-
-
 async def test_an_append_to_an_open_trace_is_one_statement(store: SqlitePersistenceStore) -> None:
     tid = new_trace_id()
     await store.append(envelope(tid, 0))  # creates the trace: the checked path
-    seen = await _trace_writes(store)
+    seen = await trace_writes(store)
     await store.append(envelope(tid, 1))
     assert seen == ["APPEND_FAST"]  # its own (autocommit) transaction
     trace = await store.load(tid)
@@ -58,7 +40,7 @@ async def test_a_batch_of_appends_is_one_transaction_of_fast_statements(
 ) -> None:
     tids = [new_trace_id() for _ in range(10)]
     await asyncio.gather(*(store.append(envelope(t, 0)) for t in tids))
-    seen = await _trace_writes(store)
+    seen = await trace_writes(store)
     await asyncio.gather(*(store.append(envelope(t, 1)) for t in tids))
     assert seen.count("APPEND_FAST") == 10
     assert seen.count("BEGIN") == seen.count("COMMIT") >= 1
@@ -73,7 +55,7 @@ async def test_a_fenced_append_under_the_live_lease_is_one_statement(
     lease = await store.acquire_lease(tid, "w1", 60_000)
     assert lease is not None
     await store.append(envelope(tid, 0), fence=lease.token)
-    seen = await _trace_writes(store)
+    seen = await trace_writes(store)
     await store.append(envelope(tid, 1), fence=lease.token)
     assert seen == ["APPEND_FAST"]
     with pytest.raises(LeaseLost):
@@ -126,7 +108,7 @@ async def test_an_event_keeps_its_own_schematic_version(
 ) -> None:
     tid = new_trace_id()
     await store.append(envelope(tid, 0, version="1"))
-    seen = await _trace_writes(store)
+    seen = await trace_writes(store)
     await store.append(envelope(tid, 1, version="2"))  # the checked path stores "2"
     await store.append(envelope(tid, 2, version="1"))  # the fast path stores NULL
     assert seen == ["APPEND_FAST", "BEGIN", "SELECT", "INSERT", "COMMIT", "APPEND_FAST"]
@@ -147,7 +129,7 @@ async def test_missing_node_id_and_payload_are_stored_as_null_on_the_fast_path(
 ) -> None:
     tid = new_trace_id()
     await store.append(envelope(tid, 0))
-    seen = await _trace_writes(store)
+    seen = await trace_writes(store)
     bare = PersistenceEnvelope(trace_id=tid, circuit="orders", schematic_version="1.0", step=1)
     await store.append(bare)
     assert seen == ["APPEND_FAST"]
@@ -168,7 +150,7 @@ async def test_missing_node_id_and_payload_are_stored_as_null_on_the_fast_path(
 async def test_completing_an_open_trace_is_one_statement(store: SqlitePersistenceStore) -> None:
     unfenced = new_trace_id()
     await store.append(envelope(unfenced, 0))
-    seen = await _trace_writes(store)
+    seen = await trace_writes(store)
     await store.complete(unfenced, CompletionState.SUCCESS)
     assert seen == ["UPDATE"]  # its own (autocommit) transaction
 
@@ -180,7 +162,7 @@ async def test_a_fenced_completion_and_its_lease_release_are_one_transaction(
     lease = await store.acquire_lease(tid, "w1", 60_000)
     assert lease is not None
     await store.append(envelope(tid, 0), fence=lease.token)
-    seen = await _trace_writes(store)
+    seen = await trace_writes(store)
     await store.complete(tid, CompletionState.FAULT, fence=lease.token)
     assert seen == ["BEGIN", "UPDATE", "UPDATE", "COMMIT"]  # completion, then the release
     assert await store.get_lease(tid) is None

@@ -1,4 +1,5 @@
-"""Several processes on one file: leases have one winner, fenced writes stay whole."""
+"""Several processes on one file: leases (and starts) have one winner, fenced writes stay
+whole."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ async def test_two_processes_contending_for_leases_have_one_winner_each(
         child.stdin.flush()
     outputs = [child.communicate(timeout=120) for child in children]
     won: Counter[str] = Counter()
-    for child, (out, err) in zip(children, outputs, strict=True):
+    winner: dict[str, str] = {}
+    for holder, child, (out, err) in zip(("a", "b"), children, outputs, strict=True):
         assert child.returncode == 0, err
         won.update(line.split()[1] for line in out.splitlines())
+        winner.update((line.split()[1], holder) for line in out.splitlines())
     assert sorted(won) == sorted(f"shared-{i}" for i in range(TRACES))
     assert set(won.values()) == {1}  # every trace won exactly once
 
@@ -36,5 +39,6 @@ async def test_two_processes_contending_for_leases_have_one_winner_each(
         for i in range(TRACES):
             trace = await store.load(f"shared-{i}")
             assert trace is not None and [e.step for e in trace.events] == [0, 1, 2]
+            assert (trace.input, trace.attempts) == ({"by": winner[f"shared-{i}"]}, 1)
             lease = await store.get_lease(f"shared-{i}")
             assert lease is not None and lease.token == 1

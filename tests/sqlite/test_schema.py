@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,15 +12,22 @@ import pytest
 from ranvier import (
     CheckpointConflict,
     CompletionState,
+    Intervention,
     OutcomeKind,
     PersistedTrace,
     PersistenceEnvelope,
     SchemaMismatch,
+    TraceStart,
     open_store,
 )
 from ranvier.model import now_ms
 from ranvier.stores.sqlite import SqlitePersistenceStore
-from ranvier.stores.sqlite_schema import CODE_VERSION, MIGRATIONS, TRACES_VIEW, VERSION_TABLE
+from ranvier.stores.sqlite_schema import (
+    CODE_VERSION,
+    MIGRATIONS,
+    TRACES_VIEW_V1,
+    VERSION_TABLE,
+)
 from tests.sqlite.helpers import spawn
 
 DAY_MS = 24 * 3600 * 1000
@@ -153,8 +161,38 @@ def test_ensure_schema_from_four_processes_at_once(tmp_path: Path) -> None:
     assert traces == 4
 
 
+_V3_STATE_COLUMNS = ("input", "attempts", "forked_from", "forked_at_step")
+
+
+def _downgrade_to_v2(path: Path) -> None:
+    """Drop what version 3 added: the state row's start columns; the view of version 2."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DROP VIEW ranvier_persistence_traces")
+        for column in _V3_STATE_COLUMNS:
+            conn.execute(f"ALTER TABLE ranvier_persistence_state DROP COLUMN {column}")
+        conn.execute(TRACES_VIEW_V1)
+        conn.execute(f"DELETE FROM {VERSION_TABLE} WHERE version > 2")
+
+
+def _schema_of(conn: sqlite3.Connection) -> list[tuple[str, ...]]:
+    return conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_schema"
+        f" WHERE name NOT LIKE 'sqlite_%' AND name != '{VERSION_TABLE}' ORDER BY name"
+    ).fetchall()
+
+
+def _schema_of_version(version: int) -> list[tuple[str, ...]]:
+    """The tables, indexes and view a file created by release `version` holds."""
+    with closing(sqlite3.connect(":memory:")) as conn:
+        for _, _, statements in MIGRATIONS[:version]:
+            for statement in statements:
+                conn.execute(statement)
+        return _schema_of(conn)
+
+
 def _downgrade_to_v1(path: Path) -> None:
     """Rebuild the events table as version 1 laid it out (clustered by its key)."""
+    _downgrade_to_v2(path)
     v1_events = next(s for s in MIGRATIONS[0][2] if "TABLE ranvier_persistence_events" in s)
     columns = (
         "trace_id, superseded, step, outcome_kind, node_id, timestamp_ms, payload_hash, "
@@ -168,7 +206,7 @@ def _downgrade_to_v1(path: Path) -> None:
             f"INSERT INTO ranvier_persistence_events ({columns}) SELECT {columns} FROM events_v2"
         )
         conn.execute("DROP TABLE events_v2")
-        conn.execute(TRACES_VIEW)
+        conn.execute(TRACES_VIEW_V1)
         conn.execute(f"DELETE FROM {VERSION_TABLE} WHERE version > 1")
 
 
@@ -226,6 +264,66 @@ async def test_a_version_1_file_migrates_to_events_by_rowid_and_keeps_everything
         listed = conn.execute(
             "SELECT last_step, event_count FROM ranvier_persistence_traces"
         ).fetchone()
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
     assert "ranvier_persistence_events_key" in indexes
     assert listed == (3, 4)
+
+
+async def test_a_version_2_file_migrates_to_durable_starts_and_keeps_everything(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    async with SqlitePersistenceStore(path) as store:
+        await store.ensure_schema()
+        for step in range(3):
+            await store.append(_envelope(step, {"a": step}))
+        await store.resume("t", 0)  # steps 1 and 2 are superseded, kept for audit
+        await store.append(_envelope(1, {"b": 1}))
+        await store.save_intervention("t", Intervention(target_node="n1", timestamp_ms=7))
+        await store.import_trace(_completed_trace("done", now_ms() - DAY_MS))
+        assert await store.acquire_lease("leased", "w1", 60_000) is not None  # no trace
+        before = await store.load("t")
+        done = await store.load("done")
+    assert before is not None and before.attempts == 0
+    _downgrade_to_v2(path)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        assert _schema_of(conn) == _schema_of_version(2)  # as release 2 made it
+
+    async with SqlitePersistenceStore(path) as store:
+        await store.ensure_schema()
+        assert await store.load("t") == before
+        assert await store.load("done") == done
+        assert (await store.list_traces(min_attempts=1)).items == ()
+        # what version 3 is for works on the migrated file: attempts, starts, the fast path
+        lease = await store.acquire_lease("t", "w1", 60_000)
+        assert lease is not None
+        completed = await store.acquire_lease("done", "w1", 60_000)
+        assert completed is not None
+        start = TraceStart(circuit="orders", schematic_version="1", input={"in": 1})
+        started = await store.acquire_lease("new", "w1", 60_000, start=start)
+        assert started is not None
+        await store.append(_envelope(2, {"c": 2}), fence=lease.token)
+        new = replace(_envelope(0, {"d": 0}), trace_id="new")
+        await store.append(new, fence=started.token)
+        after = await store.load("t")
+        listed = (await store.list_traces(min_attempts=1, circuit="orders")).items
+        assert (await store.list_traces(min_attempts=2)).items == ()
+        fresh = await store.load("new")
+    assert after is not None and after.attempts == 1 and after.input is None
+    assert [e.step for e in after.events] == [0, 1, 2]
+    assert after.superseded_events == before.superseded_events
+    assert after.interventions == before.interventions
+    assert fresh is not None and fresh.input == {"in": 1} and fresh.attempts == 1
+    assert [e.payload for e in fresh.events] == [{"d": 0}]
+    assert [(s.trace_id, s.attempts) for s in listed] == [("new", 1), ("t", 1)]
+    with closing(sqlite3.connect(path)) as conn, conn:
+        versions = [row[0] for row in conn.execute(f"SELECT version FROM {VERSION_TABLE}")]
+        attempts = dict(conn.execute("SELECT trace_id, attempts FROM ranvier_persistence_traces"))
+        stored_input = conn.execute(
+            "SELECT input FROM ranvier_persistence_state WHERE trace_id = 'new'"
+        ).fetchone()[0]
+        assert _schema_of(conn) == _schema_of_version(CODE_VERSION)  # as a new file's
+    assert versions == [1, 2, 3]
+    assert attempts == {"t": 1, "done": 0, "new": 1}
+    assert stored_input == '{"in":1}'  # canonical JSON text, as payloads are stored
+    assert _V3_STATE_COLUMNS[0] in columns(path, "ranvier_persistence_state")

@@ -10,7 +10,7 @@ import asyncio
 import os
 import sys
 
-from ranvier import OutcomeKind, PersistenceEnvelope
+from ranvier import OutcomeKind, PersistenceEnvelope, TraceStart
 from ranvier.stores.sqlite import SqlitePersistenceStore
 
 
@@ -41,6 +41,25 @@ async def append_forever(path: str, tasks: int) -> None:
     await asyncio.gather(*(appender(w) for w in range(tasks)))
 
 
+async def start_forever(path: str, tasks: int) -> None:
+    """`tasks` concurrent runs starting new traces (a lease with a start), forever."""
+    store = SqlitePersistenceStore(path)
+    await store.ensure_schema()
+
+    async def starter(worker: int) -> None:
+        n = 0
+        while True:
+            trace_id = f"start-{worker}-{n}"
+            start = TraceStart(circuit="durability", schematic_version="1", input={"n": n})
+            lease = await store.acquire_lease(trace_id, f"w{worker}", 60_000, start=start)
+            if lease is None:
+                raise SystemExit(f"a new trace's lease was refused: {trace_id}")
+            print(f"ack {trace_id} {n}", flush=True)
+            n += 1
+
+    await asyncio.gather(*(starter(w) for w in range(tasks)))
+
+
 async def ensure_schema(path: str, name: str) -> None:
     store = SqlitePersistenceStore(path)
     try:
@@ -52,7 +71,8 @@ async def ensure_schema(path: str, name: str) -> None:
 
 
 async def contend(path: str, holder: str, traces: int) -> None:
-    """Take leases on shared trace ids; write a trace only under a won lease (fenced)."""
+    """Start runs on shared trace ids (`acquire_lease` with a start: the winner creates
+    the trace with its input); write a trace only under a won lease (fenced)."""
     store = SqlitePersistenceStore(path)
     await store.ensure_schema()
     await store.get_lease("warm-up")  # connections open before the race starts
@@ -61,7 +81,8 @@ async def contend(path: str, holder: str, traces: int) -> None:
     try:
         for i in range(traces):
             trace_id = f"shared-{i}"
-            lease = await store.acquire_lease(trace_id, holder, 60_000)
+            start = TraceStart(circuit="durability", schematic_version="1", input={"by": holder})
+            lease = await store.acquire_lease(trace_id, holder, 60_000, start=start)
             if lease is None:
                 continue
             for step in range(3):
@@ -75,6 +96,8 @@ def main(argv: list[str]) -> None:
     command, path, *rest = argv
     if command == "append-forever":
         asyncio.run(append_forever(path, int(rest[0])))
+    elif command == "start-forever":
+        asyncio.run(start_forever(path, int(rest[0])))
     elif command == "ensure-schema":
         asyncio.run(ensure_schema(path, rest[0]))
     elif command == "contend":

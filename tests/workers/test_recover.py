@@ -228,7 +228,9 @@ async def test_the_report_reads_well_and_serialises() -> None:
     await seed(store, ["ok-1"], random.Random(9))
     report = await recover(store, [pipeline(noop)])
     text = str(report)
-    assert text.splitlines()[0] == ("recover: 1 resumed, 0 skipped, 1 unknown, 0 failed (1 pass)")
+    assert text.splitlines()[0] == (
+        "recover: 1 resumed, 0 skipped, 1 unknown, 0 failed, 0 poisoned (1 pass)"
+    )
     assert "lost-1 (billing)" in text
     data = orjson.loads(orjson.dumps(asdict(report)))
     assert {t["action"] for t in data["traces"]} == {"resumed", "unknown"}

@@ -3,7 +3,8 @@
 Thin by design: each command parses its options, calls `ranvier.ops`, and prints a
 table for people or JSON for scripts. Errors are one line on stderr with an exit code:
 1 failed check, 2 bad input, 3 store unreachable, 4 conflict, 5 trace not found,
-6 corrupt backup.
+6 corrupt backup; runs: 7 ended as a fault, 8 did not complete, 9 recover had failures,
+10 poisoned traces (docs/operations.md lists them all).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ app.add_typer(schema.app, name="schema")
 app.add_typer(traces.app, name="traces")
 app.command(rich_help_panel="Recovery")(control.resume)
 app.command(rich_help_panel="Recovery")(control.recover)
+app.command(rich_help_panel="Recovery")(control.fork)
 app.command(rich_help_panel="Recovery")(control.intervene)
 app.command(rich_help_panel="Recovery")(control.cancel)
 app.command(rich_help_panel="Retention and backup")(maintenance.purge)

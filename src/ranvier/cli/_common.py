@@ -28,6 +28,7 @@ from ranvier.errors import (
     TraceBusy,
     TraceCompleted,
     TraceNotFound,
+    TracePoisoned,
     VersionMismatch,
 )
 from ranvier.ops.stores import parse_option, set_default_options
@@ -40,9 +41,19 @@ EXIT_UNAVAILABLE = 3
 EXIT_CONFLICT = 4
 EXIT_NOT_FOUND = 5
 EXIT_CORRUPT = 6
+EXIT_RUN_FAULTED = 7
+"""`resume`/`fork`: the run ended as a fault (compensated or not)."""
+EXIT_RUN_UNFINISHED = 8
+"""`resume`/`fork`: the run stopped without completing (lease lost, store down,
+compensation unfinished) or ended cancelled."""
+EXIT_RECOVER_FAILED = 9
+"""`recover`: at least one trace failed to finish (see the report)."""
+EXIT_POISONED = 10
+"""`recover` found poisoned traces (and none failed); `resume` of a poisoned trace."""
 
 _EXIT_CODES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], int]] = [
     (BackupCorrupt, EXIT_CORRUPT),
+    (TracePoisoned, EXIT_POISONED),
     (InvalidInput, EXIT_BAD_INPUT),
     (StoreUnavailable, EXIT_UNAVAILABLE),
     (TraceNotFound, EXIT_NOT_FOUND),
@@ -100,7 +111,8 @@ AppOption = Annotated[
     typer.Option(
         "--app",
         envvar="RANVIER_APP",
-        help="The pipelines, as module:attribute naming an Axon or a list of Axons ",
+        help="What a worker needs, as module:attribute naming a ranvier.App (pipelines "
+        "and their resources), an Axon or a list of Axons.",
     ),
 ]
 

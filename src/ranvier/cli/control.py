@@ -9,6 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from ranvier.cli._common import (
+    EXIT_POISONED,
+    EXIT_RECOVER_FAILED,
+    EXIT_RUN_FAULTED,
+    EXIT_RUN_UNFINISHED,
     AppOption,
     JsonOption,
     StoreOption,
@@ -17,7 +21,7 @@ from ranvier.cli._common import (
     run,
     stdout,
 )
-from ranvier.model import Intervention
+from ranvier.model import CompletionState, Intervention, OutcomeKind
 from ranvier.ops import control
 from ranvier.ops.stores import opened
 from ranvier.runtime import RecoveryReport, RunResult
@@ -25,22 +29,29 @@ from ranvier.runtime import RecoveryReport, RunResult
 
 def _result_line(result: RunResult) -> str:
     completion = "still open" if result.completion is None else result.completion.value
-    return (
+    line = (
         f"{result.trace_id}: {result.status.value} ({completion}), "
         f"{result.steps_run} step(s) run; value: {result.value!r}"
     )
+    fault = result.outcome
+    if fault.kind is OutcomeKind.FAULT:
+        line += f"\nfault {fault.fault_kind}: {fault.message}"
+    return line
 
 
-def resume(
-    trace_id: Annotated[str, typer.Argument(help="The interrupted trace to resume.")],
-    app: AppOption,
-    store: StoreOption = None,
-    store_option: StoreOptionsOption = None,
-    json: JsonOption = False,
-) -> None:
-    """Resume one interrupted trace with its pipeline, after its last checkpoint."""
-    result = run(_resume(store, trace_id, app))
+def run_exit_code(result: RunResult) -> int:
+    """0 when the run succeeded; see EXIT_RUN_FAULTED and EXIT_RUN_UNFINISHED."""
+    if result.completion is CompletionState.SUCCESS:
+        return 0
+    if result.completion in (CompletionState.FAULT, CompletionState.COMPENSATED):
+        return EXIT_RUN_FAULTED
+    return EXIT_RUN_UNFINISHED
+
+
+def _report_run(result: RunResult, json: bool) -> None:
+    code = run_exit_code(result)
     if json:
+        outcome = result.outcome
         print_json(
             {
                 "trace_id": result.trace_id,
@@ -49,16 +60,87 @@ def resume(
                 "steps_run": result.steps_run,
                 "resumed": result.resumed,
                 "value": result.value,
+                "fault": (
+                    {"kind": outcome.fault_kind, "message": outcome.message}
+                    if outcome.kind is OutcomeKind.FAULT
+                    else None
+                ),
+                "exit_code": code,
             }
         )
     else:
         stdout().print(_result_line(result), highlight=False)
+    if code:
+        raise typer.Exit(code)
 
 
-async def _resume(url: str | None, trace_id: str, app: str) -> RunResult:
-    axons = control.load_app(app)
+def resume(
+    trace_id: Annotated[str, typer.Argument(help="The interrupted trace to resume.")],
+    app: AppOption,
+    store: StoreOption = None,
+    store_option: StoreOptionsOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Resume a poisoned trace (started max_attempts times without completing).",
+        ),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Resume one interrupted trace with its pipeline, after its last checkpoint.
+
+    Exit code 0 if the run succeeded, 7 if it ended as a fault, 8 if it did not
+    complete (or was cancelled), 10 if the trace is poisoned (use --force).
+    """
+    _report_run(run(_resume(store, trace_id, app, force)), json)
+
+
+async def _resume(url: str | None, trace_id: str, app: str, force: bool) -> RunResult:
+    worker = control.load_app(app)
     async with opened(url) as store:
-        return await control.resume(store, trace_id, axons)
+        return await control.resume(store, trace_id, worker, force=force)
+
+
+def fork(
+    trace_id: Annotated[str, typer.Argument(help="The trace to fork (left as it is).")],
+    at: Annotated[str, typer.Option("--at", help="The step to run again (and all after it).")],
+    app: AppOption,
+    new_id: Annotated[
+        str | None,
+        typer.Option("--new-id", help="The new trace's id (default: a random one)."),
+    ] = None,
+    payload: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON input for the step --at (default: the value of the checkpoint before it)."
+        ),
+    ] = None,
+    store: StoreOption = None,
+    store_option: StoreOptionsOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Re-run a trace from one step, after a fix, as a new trace that records its source.
+
+    The source's checkpoints before --at are copied, so the steps before it do not run
+    again. Exit codes as for resume.
+    """
+    _report_run(run(_fork(store, trace_id, app, at, new_id, payload)), json)
+
+
+async def _fork(
+    url: str | None, trace_id: str, app: str, at: str, new_id: str | None, payload: str | None
+) -> RunResult:
+    worker = control.load_app(app)
+    value = control.parse_payload(payload)
+    async with opened(url) as store:
+        return await control.fork(store, trace_id, worker, at=at, new_id=new_id, value=value)
+
+
+def recover_exit_code(report: RecoveryReport) -> int:
+    if report.failed:
+        return EXIT_RECOVER_FAILED
+    return EXIT_POISONED if report.poisoned else 0
 
 
 def recover(
@@ -91,22 +173,29 @@ def recover(
     ] = 5.0,
     json: JsonOption = False,
 ) -> None:
-    """Resume every interrupted trace of the given pipelines; safe from many workers at once."""
+    """Resume every interrupted trace of the given pipelines; safe from many workers at once.
+
+    Exit code 0 if every trace taken was finished, 9 if some failed, 10 if some are
+    poisoned (and none failed).
+    """
     report = run(_recover(store, app, watch, concurrency, batch, poll_interval))
+    code = recover_exit_code(report)
     if json:
-        print_json({k: v for k, v in asdict(report).items() if k != "keep"})
+        print_json({**{k: v for k, v in asdict(report).items() if k != "keep"}, "exit_code": code})
     else:
         stdout().print(str(report), highlight=False)
+    if code:
+        raise typer.Exit(code)
 
 
 async def _recover(
     url: str | None, app: str, watch: bool, concurrency: int, batch: int, poll: float
 ) -> RecoveryReport:
-    axons = control.load_app(app)
+    worker = control.load_app(app)
     async with opened(url) as store:
         return await control.recover(
             store,
-            axons,
+            worker,
             watch=watch,
             concurrency=concurrency,
             batch_size=batch,

@@ -11,6 +11,7 @@ from typing import Any
 from ranvier.errors import InvalidInput
 from ranvier.model import (
     CompletionState,
+    ForkOrigin,
     Intervention,
     OutcomeKind,
     PersistedTrace,
@@ -51,6 +52,13 @@ def trace_to_dict(trace: PersistedTrace) -> dict[str, Any]:
         "created_at_ms": trace.created_at_ms,
         "updated_at_ms": trace.updated_at_ms,
         "completed_at_ms": trace.completed_at_ms,
+        "input": trace.input,
+        "attempts": trace.attempts,
+        "forked_from": (
+            None
+            if trace.forked_from is None
+            else {"trace_id": trace.forked_from.trace_id, "step": trace.forked_from.step}
+        ),
     }
 
 
@@ -67,6 +75,12 @@ def _envelope(trace_id: str, circuit: str, data: dict[str, Any]) -> PersistenceE
         payload=data["payload"],
     )
     return rules.prepare_envelope(envelope, max_payload_bytes=1 << 62).envelope
+
+
+def _origin(data: dict[str, Any] | None) -> ForkOrigin | None:
+    if data is None:
+        return None
+    return ForkOrigin(trace_id=data["trace_id"], step=data["step"])
 
 
 def trace_from_dict(data: dict[str, Any]) -> PersistedTrace:
@@ -95,6 +109,10 @@ def trace_from_dict(data: dict[str, Any]) -> PersistedTrace:
             created_at_ms=data["created_at_ms"],
             updated_at_ms=data["updated_at_ms"],
             completed_at_ms=data["completed_at_ms"],
+            # absent from records written before runs stored their input: the defaults
+            input=data.get("input"),
+            attempts=data.get("attempts", 0),
+            forked_from=_origin(data.get("forked_from")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, InvalidInput):

@@ -1,7 +1,8 @@
-"""Driving traces from the command line: resume, recover, intervene, cancel.
+"""Driving traces from the command line: resume, recover, fork, intervene, cancel.
 
-`--app module:attribute` names the pipelines: an Axon or a list of Axons, imported
-from the current directory like uvicorn's `module:app`.
+`--app module:attribute` names what a worker needs: an `App` (pipelines and their
+resources), an Axon or a list of Axons, imported from the current directory like
+uvicorn's `module:app`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 import orjson
 
 from ranvier.errors import InvalidInput, TraceNotFound
-from ranvier.model import Intervention, JSONValue
-from ranvier.runtime import Axon, RecoveryReport, RunResult
+from ranvier.model import Intervention, JSONValue, PersistedTrace
+from ranvier.runtime import App, Axon, RecoveryReport, RunResult
 from ranvier.runtime import cancel as runtime_cancel
 from ranvier.runtime import recover as runtime_recover
 from ranvier.stores.base import PersistenceStore
@@ -30,13 +31,15 @@ def circuit_of(axon: Any) -> str:
     return axon.name
 
 
-def load_app(spec: str) -> list[Axon]:
-    """The Axons named by `module:attribute` (an Axon or a list/tuple of them)."""
+def load_app(spec: str) -> App:
+    """The `App` named by `module:attribute`: an App, an Axon, or a list/tuple of Axons.
+
+    The module is imported, not run: keep `asyncio.run(...)` under
+    `if __name__ == "__main__":`.
+    """
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise InvalidInput(
-            f"--app {spec!r} must look like module:attribute, e.g. myapp.flows:axons"
-        )
+        raise InvalidInput(f"--app {spec!r} must look like module:attribute, e.g. myapp.flows:app")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -47,34 +50,67 @@ def load_app(spec: str) -> list[Axon]:
         if not hasattr(value, part):
             raise InvalidInput(f"--app: {module_name!r} has no attribute {attribute!r}")
         value = getattr(value, part)
+    if isinstance(value, App):
+        return value
     axons: list[Any] = list(value) if isinstance(value, list | tuple) else [value]
     for axon in axons:
         if not isinstance(axon, Axon):
-            raise InvalidInput(f"--app {spec!r} names {axon!r}, not an Axon or a list of Axons")
-    return axons
+            raise InvalidInput(
+                f"--app {spec!r} names {axon!r}: not an Axon, a list of Axons or an App"
+            )
+    return App(pipelines=axons)
 
 
 def by_circuit(axons: Sequence[Axon]) -> dict[str, Axon]:
     return {circuit_of(a): a for a in axons}
 
 
-async def resume(store: PersistenceStore, trace_id: str, axons: Sequence[Axon]) -> RunResult:
-    """Resume one trace with the Axon of its circuit; returns the run's result."""
+def _axon_for(app: App, circuit: str, trace_id: str) -> Axon:
+    axon = by_circuit(app.pipelines).get(circuit)
+    if axon is None:
+        known = ", ".join(sorted(by_circuit(app.pipelines))) or "none"
+        raise InvalidInput(
+            f"trace {trace_id!r} belongs to circuit {circuit!r}; --app names only {known}"
+        )
+    return axon
+
+
+async def _load(store: PersistenceStore, trace_id: str) -> PersistedTrace:
     trace = await store.load(trace_id)
     if trace is None:
         raise TraceNotFound(f"no trace is stored under {trace_id!r}")
-    axon = by_circuit(axons).get(trace.circuit)
-    if axon is None:
-        known = ", ".join(sorted(by_circuit(axons))) or "none"
-        raise InvalidInput(
-            f"trace {trace_id!r} belongs to circuit {trace.circuit!r}; --app names only {known}"
+    return trace
+
+
+async def resume(
+    store: PersistenceStore, trace_id: str, app: App, *, force: bool = False
+) -> RunResult:
+    """Resume one trace with the pipeline of its circuit and the app's resources."""
+    axon = _axon_for(app, (await _load(store, trace_id)).circuit, trace_id)
+    async with app.open_resources() as resources:
+        return await axon.resume(trace_id, store=store, resources=resources, force=force)
+
+
+async def fork(
+    store: PersistenceStore,
+    trace_id: str,
+    app: App,
+    *,
+    at: str,
+    new_id: str | None = None,
+    value: JSONValue = None,
+) -> RunResult:
+    """Fork `trace_id` at step `at` into a new trace and run it (see `Axon.fork`)."""
+    axon = _axon_for(app, (await _load(store, trace_id)).circuit, trace_id)
+    async with app.open_resources() as resources:
+        return await axon.fork(
+            trace_id, store=store, at=at, trace_id=new_id, value=value, resources=resources
         )
-    return await axon.resume(trace_id, store=store)
 
 
 async def recover(
     store: PersistenceStore,
-    axons: Sequence[Axon],
+    app: App,
     *,
     watch: bool = False,
     concurrency: int = 8,
@@ -88,15 +124,17 @@ async def recover(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     try:
-        return await runtime_recover(
-            store,
-            axons,
-            watch=watch,
-            concurrency=concurrency,
-            batch_size=batch_size,
-            poll_interval=poll_interval,
-            stop=stop,
-        )
+        async with app.open_resources() as resources:
+            return await runtime_recover(
+                store,
+                app.pipelines,
+                resources=resources,
+                watch=watch,
+                concurrency=concurrency,
+                batch_size=batch_size,
+                poll_interval=poll_interval,
+                stop=stop,
+            )
     finally:
         if watch:
             for signum in (signal.SIGINT, signal.SIGTERM):

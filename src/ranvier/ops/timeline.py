@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ranvier.model import JSONValue, PersistedTrace
+from ranvier.model import JSONValue, OutcomeKind, PersistedTrace
+from ranvier.runtime.compensation import COMPENSATION_FAILED
 from ranvier.stores import rules
 
 
@@ -67,3 +68,29 @@ def timeline(trace: PersistedTrace) -> list[TimelineRow]:
     rank = {"superseded": 0, "": 1, "intervention": 2}  # what ran first, at equal times
     rows.sort(key=lambda r: (r.timestamp_ms, -1 if r.step is None else r.step, rank[r.mark]))
     return rows
+
+
+def compensation_failed(trace: PersistedTrace) -> bool:
+    """True when the trace's compensation hook failed (a marker follows its fault)."""
+    return any(
+        e.outcome_kind is OutcomeKind.FAULT
+        and e.node_id is None
+        and isinstance(e.payload, dict)
+        and e.payload.get("kind") == COMPENSATION_FAILED
+        for e in trace.events
+    )
+
+
+def faults(trace: PersistedTrace) -> list[str]:
+    """Each live fault as text: step, node, kind, message and the stored traceback."""
+    texts = []
+    for e in trace.events:
+        if e.outcome_kind is not OutcomeKind.FAULT or not isinstance(e.payload, dict):
+            continue
+        where = e.node_id or "compensation hook"
+        text = f"fault at step {e.step} ({where}): {e.payload.get('kind')}: "
+        text += str(e.payload.get("message"))
+        if e.payload.get("traceback"):
+            text += "\n" + str(e.payload["traceback"]).rstrip()
+        texts.append(text)
+    return texts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ranvier.runtime.app import App
 from ranvier.runtime.axon import Axon
 from ranvier.runtime.checkpoint import CheckpointPolicy, OnFailure, RetryPolicy
 from ranvier.runtime.compensation import CompensationResult, Compensator, compensation_key
@@ -14,6 +15,7 @@ from ranvier.runtime.recovery import RecoveredTrace, RecoveryAction, RecoveryRep
 from ranvier.runtime.result import RunResult, RunStatus
 
 __all__ = [
+    "App",
     "Axon",
     "CheckpointPolicy",
     "CompensationResult",

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from ranvier.errors import CircuitMismatch, InvalidInput, TraceNotFound
-from ranvier.model import JSONValue, Lease
+from ranvier.errors import CircuitMismatch, InvalidInput, TraceNotFound, TracePoisoned
+from ranvier.model import JSONValue, Lease, PersistedTrace, TraceStart, now_ms
 from ranvier.runtime.checkpoint import CheckpointPolicy, RetryPolicy
 from ranvier.runtime.compensation import Compensator
+from ranvier.runtime.fork import fork_trace
 from ranvier.runtime.lease import LeaseKeeper, LeaseSettings
 from ranvier.runtime.plan import Migration, Plan, plan_fresh, plan_resume
 from ranvier.runtime.result import RunResult
 from ranvier.runtime.runner import RunConfig, Runner, StepSpec
 from ranvier.stores.base import PersistenceStore
-from ranvier.stores.rules import validate_id
+from ranvier.stores.rules import validate_id, validate_positive
 from ranvier.stores.url import open_store
 
+log = logging.getLogger("ranvier.runtime")
 T = TypeVar("T")
 Step = Callable[[Any, Any], Any]
 """A step: `(value, ctx) -> value | Outcome`, sync or async."""
@@ -29,8 +32,10 @@ class Axon:
     """A durable pipeline: `Axon("orders", version="1.0").then(validate).then(charge)`.
 
     Settings (all optional): `checkpoint` (retry and halt/continue policy),
-    `compensation` (the default hook), `compensation_retry`, `lease` (duration and
-    renewal), `auto_complete` and `auto_compensate` (both on by default).
+    `compensation` (the hook run after a fault, in whichever process drives the trace),
+    `compensation_retry`, `lease` (duration and renewal), `auto_complete` and
+    `auto_compensate` (both on by default), `max_attempts` (starts and resumes without
+    completing after which a trace is poisoned: no longer resumed automatically).
     """
 
     def __init__(
@@ -44,6 +49,7 @@ class Axon:
         lease: LeaseSettings | None = None,
         auto_complete: bool = True,
         auto_compensate: bool = True,
+        max_attempts: int = 5,
     ) -> None:
         self.name = validate_id("circuit", name)
         self.version = validate_id("version", version)
@@ -53,6 +59,7 @@ class Axon:
         self.lease = lease or LeaseSettings()
         self.auto_complete = auto_complete
         self.auto_compensate = auto_compensate
+        self.max_attempts = validate_positive("max_attempts", max_attempts)
         self._steps: list[StepSpec] = []
         self._migrations: dict[str, Migration] = {}
         self._config: RunConfig | None = None
@@ -126,82 +133,130 @@ class Axon:
         *,
         store: PersistenceStore,
         trace_id: str | None = None,
-        compensation: Compensator | None = None,
         resources: Mapping[str, Any] | None = None,
+        compensation: None = None,
     ) -> RunResult:
         """Run the pipeline on `value` as trace `trace_id` (generated when None).
 
-        A `trace_id` that is already stored is not started again: it is resumed (or, if
-        completed, its stored result is returned), so a run's id is its idempotency key.
+        The trace, its input and the lease are stored before the first step runs, so a
+        run killed at any instant is resumed by `resume` or `recover`. A `trace_id` that
+        is already stored is not started again: it is resumed (or, if completed, its
+        stored result is returned), so a run's id is its idempotency key.
         """
+        _refuse_hook(compensation)
         config = self._run_config()
+        start = TraceStart(circuit=self.name, schematic_version=self.version, input=value)
         if trace_id is None:
             trace_id = uuid.uuid4().hex
-            keeper = await LeaseKeeper.acquire(store, trace_id, self.lease, self.name)
-            runner = Runner(
-                config, store, trace_id, keeper, resources or {}, self._hook(compensation)
-            )
+            keeper = await LeaseKeeper.acquire(store, trace_id, self.lease, self.name, start)
+            runner = Runner(config, store, trace_id, keeper, resources or {}, self.compensation)
             return await runner.execute(plan_fresh(value))
-        return await self._drive(store, trace_id, value, None, compensation, resources, fresh=True)
+        return await self._drive(store, trace_id, None, resources, start=start)
 
     async def resume(
         self,
         trace_id: str,
         *,
         store: PersistenceStore,
-        compensation: Compensator | None = None,
         resources: Mapping[str, Any] | None = None,
         lease: Lease | None = None,
+        force: bool = False,
+        compensation: None = None,
     ) -> RunResult:
         """Continue an interrupted trace after its last checkpoint (runbook Scenario A).
 
-        A pending intervention wins; a completed trace is returned as stored. `lease`:
-        one already acquired for this trace (by `recover`), held and released here.
+        A pending intervention wins; a completed trace is returned as stored; a trace
+        killed before its first checkpoint runs from the start with its stored input.
+        A poisoned trace (started `max_attempts` times without completing) raises
+        `TracePoisoned` unless `force`. `lease`: one already acquired for this trace
+        (by `recover`), held and released here.
         """
-        return await self._drive(store, trace_id, None, lease, compensation, resources, fresh=False)
+        _refuse_hook(compensation)
+        return await self._drive(store, trace_id, lease, resources, force=force)
+
+    async def fork(
+        self,
+        source_trace_id: str,
+        *,
+        store: PersistenceStore,
+        at: str,
+        trace_id: str | None = None,
+        value: JSONValue = None,
+        resources: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run a new trace that copies the source's checkpoints before step `at`, then runs
+        `at` and the rest, with the previous checkpoint's value (or `value` if not None).
+
+        The source is only read (kept for audit); the new trace records where it came
+        from (`PersistedTrace.forked_from`). Steps before `at` do not run again.
+        """
+        self.index_of(at)
+        source = await store.load(validate_id("trace_id", source_trace_id))
+        if source is None:
+            raise TraceNotFound(f"no trace is stored under {source_trace_id!r}; nothing to fork")
+        self._check_circuit(source.circuit, source_trace_id)
+        new_id = validate_id("trace_id", trace_id or uuid.uuid4().hex)
+        # the local clock, as the checkpoints' timestamps: the intervention that starts the
+        # fork stays pending until `at` checkpoints after it
+        forked = fork_trace(source, new_id, at, value, self.version, now_ms())
+        await store.import_trace(forked)
+        log.info("trace_id=%s forked from %s at %s", new_id, source_trace_id, at)
+        return await self._drive(store, new_id, None, resources)
 
     async def _drive(
         self,
         store: PersistenceStore,
         trace_id: str,
-        value: JSONValue,
         lease: Lease | None,
-        compensation: Compensator | None,
         resources: Mapping[str, Any] | None,
         *,
-        fresh: bool,
+        start: TraceStart | None = None,
+        force: bool = False,
     ) -> RunResult:
         config = self._run_config()
         if lease is None:
-            keeper = await LeaseKeeper.acquire(store, trace_id, self.lease, self.name)
+            keeper = await LeaseKeeper.acquire(store, trace_id, self.lease, self.name, start)
         else:
             keeper = LeaseKeeper(store, lease, self.lease, self.name)
-        runner = Runner(config, store, trace_id, keeper, resources or {}, self._hook(compensation))
+        runner = Runner(config, store, trace_id, keeper, resources or {}, self.compensation)
         try:
-            plan, runner.resumed = await self._plan(store, trace_id, value, fresh=fresh)
+            plan, runner.resumed = await self._plan(store, trace_id, force=force)
         except BaseException:
             await keeper.release()
             raise
         return await runner.execute(plan)
 
     async def _plan(
-        self, store: PersistenceStore, trace_id: str, value: JSONValue, *, fresh: bool
+        self, store: PersistenceStore, trace_id: str, *, force: bool
     ) -> tuple[Plan, bool]:
-        """The plan, and whether the trace existed (the run continues it)."""
+        """The plan, and whether the run continues an earlier one (not a fresh start)."""
         trace = await store.load(trace_id)
         if trace is None:
-            if fresh:
-                return plan_fresh(value), False
             raise TraceNotFound(f"no trace is stored under {trace_id!r}; nothing to resume")
-        if trace.circuit != self.name:
-            raise CircuitMismatch(
-                f"trace {trace_id!r} belongs to pipeline {trace.circuit!r}, not {self.name!r}"
+        self._check_circuit(trace.circuit, trace_id)
+        # the lease just taken counted one attempt: more than max_attempts means the
+        # earlier ones already reached it
+        if trace.completion is None and trace.attempts > self.max_attempts and not force:
+            raise TracePoisoned(
+                f"trace {trace_id!r} was started {trace.attempts - 1} times without "
+                f"completing (max_attempts={self.max_attempts}); fix the cause, then fork "
+                "it, cancel it, or resume it with force"
             )
         plan = plan_resume(trace, self.version, self.index_of, self._migrations, len(self._steps))
-        return plan, True
+        fresh = trace.attempts == 1 and not trace.events and trace.forked_from is None
+        return plan, not fresh
 
-    def _hook(self, compensation: Compensator | None) -> Compensator | None:
-        return compensation if compensation is not None else self.compensation
+    def check_resumable(self, trace: PersistedTrace) -> None:
+        """Raise what resuming `trace` here would raise before running anything:
+        `CircuitMismatch`, `VersionMismatch` (no migration), `InvalidInput`."""
+        self._check_circuit(trace.circuit, trace.trace_id)
+        plan_resume(trace, self.version, self.index_of, self._migrations, len(self._steps))
+
+    def _check_circuit(self, circuit: str, trace_id: str) -> None:
+        if circuit != self.name:
+            raise CircuitMismatch(
+                f"trace {trace_id!r} belongs to pipeline {circuit!r}, not {self.name!r}"
+            )
 
     # --- blocking helpers for scripts ---------------------------------------------
 
@@ -216,6 +271,14 @@ class Axon:
     ) -> RunResult:
         """`resume` from synchronous code; `store` may be a URL (opened and closed here)."""
         return _blocking(store, lambda s: self.resume(trace_id, store=s, **kwargs))
+
+
+def _refuse_hook(compensation: object) -> None:
+    if compensation is not None:
+        raise InvalidInput(
+            "compensation= is not taken per call: a worker that recovers the trace could "
+            "never know it. Give the hook to the pipeline: Axon(..., compensation=hook)"
+        )
 
 
 def _blocking(

@@ -41,45 +41,60 @@ def compensation_key(trace_id: str, circuit: str, fault_kind: str) -> str:
     return f"{trace_id}:{circuit}:{fault_kind}"
 
 
+COMPENSATION_FAILED = "compensation_failed"
+"""The fault kind of the marker a failed hook leaves after the run's fault."""
+
+
 async def run_compensation(
     store: PersistenceStore,
     context: CompensationContext,
     hook: Compensator,
     retry: RetryPolicy,
-) -> CompensationResult:
-    """Claim the fault's key, run the hook under `retry`, mark it compensated."""
+) -> tuple[CompensationResult, BaseException | None]:
+    """Claim the fault's key, run the hook under `retry`, mark it compensated.
+
+    Returns the result and, when the hook failed, its last exception.
+    """
     key = compensation_key(context.trace_id, context.circuit, context.fault_kind)
     ledger = store.compensations
     if not await ledger.claim(key):
         if await ledger.was_compensated(key):
-            return CompensationResult.ALREADY_COMPENSATED
+            return CompensationResult.ALREADY_COMPENSATED, None
         log.warning("compensation %s was claimed before and never finished", key)
-        return CompensationResult.UNFINISHED
-    if not await _call_with_retry(hook, context, retry, key):
+        return CompensationResult.UNFINISHED, None
+    error = await _call_with_retry(hook, context, retry, key)
+    if error is not None:
         metrics.COMPENSATIONS.labels(context.circuit, "failed").inc()
-        return CompensationResult.FAILED
+        return CompensationResult.FAILED, error
     await ledger.mark_compensated(key)
     metrics.COMPENSATIONS.labels(context.circuit, "compensated").inc()
-    return CompensationResult.COMPENSATED
+    return CompensationResult.COMPENSATED, None
 
 
 async def _call_with_retry(
     hook: Compensator, context: CompensationContext, retry: RetryPolicy, key: str
-) -> bool:
-    for attempt in range(retry.attempts):
+) -> BaseException | None:
+    """None once the hook succeeded, else the exception of its last attempt."""
+    for attempt in range(1, retry.attempts + 1):
         try:
             result = hook(context)
             if inspect.isawaitable(result):
                 await result
-            return True
+            return None
         except Exception as exc:
-            log.error(
-                "compensation hook failed key=%s attempt=%d/%d: %r",
+            last = attempt == retry.attempts
+            log.log(
+                logging.ERROR if last else logging.WARNING,
+                "compensation hook failed trace_id=%s key=%s fault_step=%d attempt=%d/%d: %r",
+                context.trace_id,
                 key,
-                attempt + 1,
+                context.fault_step,
+                attempt,
                 retry.attempts,
                 exc,
+                exc_info=exc if last else None,
             )
-            if attempt + 1 < retry.attempts:
-                await asyncio.sleep(retry.delay(attempt))
-    return False
+            if last:
+                return exc
+            await asyncio.sleep(retry.delay(attempt - 1))
+    raise AssertionError("RetryPolicy.attempts is at least 1")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 from ranvier.errors import InvalidInput, TraceNotFound
 from ranvier.model import CompensationContext, CompletionState, OutcomeKind, PersistedTrace
 from ranvier.runtime.checkpoint import RetryPolicy
@@ -31,6 +35,7 @@ async def compensate(
     hook: Compensator,
     *,
     retry: RetryPolicy | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> CompensationResult:
     """Run the compensation of a trace completed as FAULT (when auto-compensation is off).
 
@@ -44,8 +49,8 @@ async def compensate(
             f"trace {trace_id!r} is {trace.completion or 'not completed'}; only a trace "
             "completed as fault can be compensated by hand"
         )
-    context = _context_of(trace)
-    result = await run_compensation(store, context, hook, retry or RetryPolicy())
+    context = replace(_context_of(trace), resources=resources or {})
+    result, _ = await run_compensation(store, context, hook, retry or RetryPolicy())
     done = (CompensationResult.COMPENSATED, CompensationResult.ALREADY_COMPENSATED)
     if result in done and trace.completion is CompletionState.FAULT:
         await store.complete(trace_id, CompletionState.COMPENSATED)
@@ -54,7 +59,8 @@ async def compensate(
 
 def _context_of(trace: PersistedTrace) -> CompensationContext:
     for event in reversed(trace.events):
-        if event.outcome_kind is OutcomeKind.FAULT:
+        # a marker (no node: a failed hook's record) is not the run's fault
+        if event.outcome_kind is OutcomeKind.FAULT and event.node_id is not None:
             payload = event.payload if isinstance(event.payload, dict) else {}
             return CompensationContext(
                 trace_id=trace.trace_id,

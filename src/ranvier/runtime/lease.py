@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ranvier import metrics
 from ranvier.errors import InvalidInput, LeaseLost, RanvierError, TraceBusy
-from ranvier.model import Lease
+from ranvier.model import Lease, TraceStart
 from ranvier.stores.base import PersistenceStore
 
 log = logging.getLogger("ranvier.runtime")
@@ -75,11 +75,19 @@ class LeaseKeeper:
 
     @classmethod
     async def acquire(
-        cls, store: PersistenceStore, trace_id: str, settings: LeaseSettings, circuit: str
+        cls,
+        store: PersistenceStore,
+        trace_id: str,
+        settings: LeaseSettings,
+        circuit: str,
+        start: TraceStart | None = None,
     ) -> LeaseKeeper:
-        """Take the trace's lease; `TraceBusy` if another worker holds a live one."""
+        """Take the trace's lease; `TraceBusy` if another worker holds a live one.
+
+        With `start`, a trace not stored yet is created with its input in the same write.
+        """
         holder = settings.holder or default_holder()
-        lease = await store.acquire_lease(trace_id, holder, settings.ttl_ms)
+        lease = await store.acquire_lease(trace_id, holder, settings.ttl_ms, start=start)
         if lease is None:
             raise TraceBusy(f"trace {trace_id!r} is being driven by another worker (live lease)")
         return cls(store, lease, settings, circuit)

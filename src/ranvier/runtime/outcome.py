@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 
 from ranvier.model import JSONValue, OutcomeKind
@@ -20,6 +21,8 @@ class Outcome:
     value: JSONValue = None
     target: str | None = None
     message: str | None = None
+    traceback: str | None = None
+    """For a fault raised as an exception: its formatted traceback (capped)."""
 
     @classmethod
     def next(cls, value: JSONValue = None) -> Outcome:
@@ -42,9 +45,16 @@ class Outcome:
         return cls(OutcomeKind.EMIT, value, event)
 
     @classmethod
-    def fault(cls, kind: str, message: str | None = None) -> Outcome:
+    def fault(
+        cls, kind: str, message: str | None = None, *, traceback: str | None = None
+    ) -> Outcome:
         """End the run as a fault of `kind` (the compensation key's last part)."""
-        return cls(OutcomeKind.FAULT, None, kind, message)
+        return cls(OutcomeKind.FAULT, None, kind, message, traceback)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Outcome:
+        """The fault an exception raised in a step becomes: kind, message, traceback."""
+        return cls.fault(type(exc).__name__, str(exc), traceback=format_traceback(exc))
 
     @classmethod
     def cancelled(cls) -> Outcome:
@@ -61,7 +71,9 @@ class Outcome:
         if kind is OutcomeKind.NEXT:
             return self.value
         if kind is OutcomeKind.FAULT:
-            return {"kind": self.target, "message": self.message}
+            if self.traceback is None:
+                return {"kind": self.target, "message": self.message}
+            return {"kind": self.target, "message": self.message, "traceback": self.traceback}
         return {_WRAP_KEY[kind]: self.target, "value": self.value}
 
     @classmethod
@@ -70,11 +82,25 @@ class Outcome:
         if kind is OutcomeKind.NEXT:
             return cls(kind, payload)
         if kind is OutcomeKind.FAULT:
-            return cls(kind, None, payload.get("kind"), payload.get("message"))
+            return cls(
+                kind, None, payload.get("kind"), payload.get("message"), payload.get("traceback")
+            )
         key = _WRAP_KEY.get(kind)
         if key is None or not isinstance(payload, dict):
             return cls(kind, payload)
         return cls(kind, payload.get("value"), payload.get(key))
+
+
+MAX_TRACEBACK_CHARS = 8192
+"""A fault's stored traceback keeps its last 8 KiB (the innermost frames and the error)."""
+
+
+def format_traceback(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(exc))
+    if len(text) <= MAX_TRACEBACK_CHARS:
+        return text
+    marker = "[... traceback cut to its last 8192 characters ...]\n"
+    return marker + text[len(text) - (MAX_TRACEBACK_CHARS - len(marker)) :]
 
 
 _WRAP_KEY = {

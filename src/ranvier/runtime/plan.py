@@ -78,11 +78,8 @@ def plan_resume(
                 f"axon.migrate_from({written_by!r}, restart=True) or (..., at='<step>')"
             )
         return _plan_migration(trace, last, migration, index_of)
-    if last is None:
-        raise InvalidInput(
-            f"trace {trace.trace_id!r} has no live checkpoint to resume from; "
-            "save an intervention naming the step to run"
-        )
+    if last is None:  # killed before its first checkpoint: run from the start
+        return Plan(index=0, value=trace.input, seq=0)
     return _plan_after(last, index_of, n_steps)
 
 
@@ -120,7 +117,10 @@ def _plan_migration(
 ) -> Plan:
     # after a restart rewound everything, the old last checkpoint is the newest superseded
     source = last or (trace.superseded_events[-1] if trace.superseded_events else None)
-    value = Outcome.from_checkpoint(source.outcome_kind, source.payload).value if source else None
+    if source is None:  # no checkpoint yet: the stored input
+        value = trace.input
+    else:
+        value = Outcome.from_checkpoint(source.outcome_kind, source.payload).value
     if migration.transform is not None:
         value = migration.transform(value)
     if migration.restart:
@@ -142,6 +142,6 @@ def stored_outcome(trace: PersistedTrace) -> Outcome:
     if trace.completion is CompletionState.CANCELLED:
         return Outcome.cancelled()
     for event in reversed(trace.events):
-        if event.outcome_kind is not OutcomeKind.COMPENSATED:
+        if event.outcome_kind is not OutcomeKind.COMPENSATED and event.node_id is not None:
             return Outcome.from_checkpoint(event.outcome_kind, event.payload)
     return Outcome.next(None)

@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+from ranvier import metrics
 from ranvier.errors import (
     InvalidInput,
     LeaseLost,
     RanvierError,
     StoreUnavailable,
     TraceNotFound,
+    TracePoisoned,
     VersionMismatch,
 )
 from ranvier.model import CompletionState, Lease, TraceStatus, TraceSummary
@@ -46,6 +49,8 @@ class RecoveryAction(StrEnum):
     """No pipeline of its circuit was given, or no migration from its version: untouched."""
     FAILED = "failed"
     """The resume did not finish the trace (see `reason`); it stays resumable."""
+    POISONED = "poisoned"
+    """Started `max_attempts` times without completing: not resumed again automatically."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +73,7 @@ class RecoveryReport:
     skipped: int = 0
     unknown: int = 0
     failed: int = 0
+    poisoned: int = 0
     passes: int = 0
     traces: list[RecoveredTrace] = field(default_factory=list)
     keep: int = 10_000
@@ -86,18 +92,23 @@ class RecoveryReport:
     def __str__(self) -> str:
         lines = [
             f"recover: {self.resumed} resumed, {self.skipped} skipped, {self.unknown} "
-            f"unknown, {self.failed} failed ({self.passes} pass{'es' * (self.passes != 1)})"
+            f"unknown, {self.failed} failed, {self.poisoned} poisoned "
+            f"({self.passes} pass{'es' * (self.passes != 1)})"
         ]
         for t in self.traces:
-            if t.action in (RecoveryAction.UNKNOWN, RecoveryAction.FAILED):
+            if t.action in _NOTEWORTHY:
                 lines.append(f"  {t.action.value:<8} {t.trace_id} ({t.circuit}): {t.reason}")
         return "\n".join(lines)
+
+
+_NOTEWORTHY = (RecoveryAction.UNKNOWN, RecoveryAction.FAILED, RecoveryAction.POISONED)
 
 
 async def recover(
     store: PersistenceStore,
     axons: Iterable[Axon],
     *,
+    resources: Mapping[str, Any] | None = None,
     concurrency: int = 8,
     batch_size: int = 100,
     watch: bool = False,
@@ -113,10 +124,15 @@ async def recover(
     `watch`, it keeps looking every `poll_interval` seconds until `stop` is set. Setting
     `stop` (or cancelling) starts no new trace and lets the running ones finish, since
     cancelling a run would complete its trace as CANCELLED instead of leaving it resumable.
+
+    `resources` are handed to the steps and hooks of every resumed run (`ctx.resources`).
+    A trace started `max_attempts` times (a pipeline setting) without completing is
+    reported as poisoned and not taken: fork it, cancel it or resume it with force.
     """
     if concurrency < 1 or batch_size < 1 or poll_interval <= 0:
         raise InvalidInput("recover needs concurrency >= 1, batch_size >= 1, poll_interval > 0")
     recovery = _Recovery(store, _by_circuit(axons), concurrency, batch_size, holder, stop)
+    recovery.resources = resources or {}
     await recovery.run(watch, poll_interval)
     return recovery.report
 
@@ -153,6 +169,7 @@ class _Recovery:
         self.holder = holder
         self.stop = stop or asyncio.Event()
         self.report = RecoveryReport()
+        self.resources: Mapping[str, Any] = {}
         self.slots = asyncio.Semaphore(concurrency)
         self.running: set[asyncio.Task[None]] = set()
         self.active: set[str] = set()
@@ -245,6 +262,19 @@ class _Recovery:
             self.settled.add(summary.trace_id)
             reason = f"no pipeline named {summary.circuit!r} was given to recover"
             return _entry(summary, RecoveryAction.UNKNOWN, reason)
+        if summary.attempts >= axon.max_attempts:
+            return self._poisoned(summary, axon.max_attempts)
+        # decided before the lease is taken: taking it counts an attempt, and a trace this
+        # worker cannot run must stay untouched (not drift towards poisoned)
+        trace = await self.store.load(summary.trace_id)
+        if trace is None or trace.completion is not None:
+            why = "deleted meanwhile" if trace is None else "completed meanwhile"
+            return _entry(summary, RecoveryAction.SKIPPED, why)
+        try:
+            axon.check_resumable(trace)
+        except VersionMismatch as exc:
+            self.settled.add(summary.trace_id)
+            return _entry(summary, RecoveryAction.UNKNOWN, str(exc))
         holder = self.holder or axon.lease.holder or default_holder()
         lease = await self.store.acquire_lease(summary.trace_id, holder, axon.lease.ttl_ms)
         if lease is None:
@@ -253,6 +283,15 @@ class _Recovery:
         if gone is not None:
             return _entry(summary, RecoveryAction.SKIPPED, gone)
         return await self._resume(axon, summary, lease)
+
+    def _poisoned(self, summary: TraceSummary, max_attempts: int) -> RecoveredTrace:
+        self.settled.add(summary.trace_id)
+        metrics.POISONED.labels(summary.circuit).inc()
+        reason = (
+            f"started {summary.attempts} times without completing (max_attempts="
+            f"{max_attempts}): fork it, cancel it, or resume it with force"
+        )
+        return _entry(summary, RecoveryAction.POISONED, reason)
 
     async def _still_interrupted(self, lease: Lease) -> str | None:
         """Reload under the lease: None if it still needs resuming, else why not."""
@@ -269,12 +308,16 @@ class _Recovery:
     async def _resume(self, axon: Axon, summary: TraceSummary, lease: Lease) -> RecoveredTrace:
         """Hand the lease to the run, which holds, renews and releases it."""
         try:
-            result = await axon.resume(summary.trace_id, store=self.store, lease=lease)
+            result = await axon.resume(
+                summary.trace_id, store=self.store, lease=lease, resources=self.resources
+            )
         except VersionMismatch as exc:
             self.settled.add(summary.trace_id)
             return _entry(summary, RecoveryAction.UNKNOWN, str(exc))
         except TraceNotFound:
             return _entry(summary, RecoveryAction.SKIPPED, "deleted meanwhile")
+        except TracePoisoned:  # other workers took it meanwhile
+            return self._poisoned(summary, axon.max_attempts)
         except RanvierError as exc:
             if not isinstance(exc, _TRANSIENT):
                 self.settled.add(summary.trace_id)
@@ -325,6 +368,7 @@ _LEVELS = {
     RecoveryAction.SKIPPED: logging.DEBUG,
     RecoveryAction.UNKNOWN: logging.WARNING,
     RecoveryAction.FAILED: logging.ERROR,
+    RecoveryAction.POISONED: logging.ERROR,
 }
 
 

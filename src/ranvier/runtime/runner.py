@@ -27,6 +27,7 @@ from ranvier.runtime.checkpoint import (
     RetryPolicy,
 )
 from ranvier.runtime.compensation import (
+    COMPENSATION_FAILED,
     CompensationResult,
     Compensator,
     compensation_key,
@@ -34,7 +35,7 @@ from ranvier.runtime.compensation import (
 )
 from ranvier.runtime.context import StepContext
 from ranvier.runtime.lease import LeaseKeeper
-from ranvier.runtime.outcome import Outcome
+from ranvier.runtime.outcome import Outcome, format_traceback
 from ranvier.runtime.plan import Plan, stored_outcome
 from ranvier.runtime.result import RunResult, RunStatus
 from ranvier.stores.base import PersistenceStore
@@ -176,7 +177,16 @@ class Runner:
                 return out
             except Exception as exc:
                 if attempt >= attempts or step.retry is None:
-                    return Outcome.fault(type(exc).__name__, str(exc))
+                    log.error(
+                        "step failed trace_id=%s step=%d node=%s attempt=%d: %r",
+                        self.trace_id,
+                        seq,
+                        step.name,
+                        attempt,
+                        exc,
+                        exc_info=exc,
+                    )
+                    return Outcome.from_exception(exc)
                 log.warning("step %s failed (attempt %d): %r", step.name, attempt, exc)
                 await asyncio.sleep(step.retry.delay(attempt - 1))
                 attempt += 1
@@ -219,14 +229,25 @@ class Runner:
             circuit=self.config.circuit,
             fault_kind=fault.fault_kind or "fault",
             fault_step=seq,
+            resources=self.resources,
         )
-        result = await self.cp.call(
+        if fault.fault_kind == COMPENSATION_FAILED:  # resumed after the hook failed
+            return await self._complete(CompletionState.FAULT, fault)
+        result, error = await self.cp.call(
             seq,
             lambda: run_compensation(self.store, context, hook, self.config.compensation_retry),
         )
         if result is CompensationResult.UNFINISHED:
             return self._result(RunStatus.COMPENSATING, fault, None)
         if result is CompensationResult.FAILED:
+            assert error is not None
+            failed = Outcome.fault(
+                COMPENSATION_FAILED,
+                f"the compensation of fault {context.fault_kind!r} failed: {error!r}",
+                traceback=format_traceback(error),
+            )
+            self.keeper.check()
+            await self._append_marker(seq + 1, failed)
             return await self._complete(CompletionState.FAULT, fault)
         self.keeper.check()
         key = compensation_key(context.trace_id, context.circuit, context.fault_kind)

@@ -20,6 +20,7 @@ from ranvier.model import (
     PersistenceEnvelope,
     ResumeCursor,
     TracePage,
+    TraceStart,
     TraceStatus,
 )
 
@@ -147,10 +148,14 @@ class PersistenceStore(Protocol):
         status: TraceStatus | None = None,
         circuit: str | None = None,
         updated_before_ms: int | None = None,
+        min_attempts: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> TracePage:
-        """One page of trace summaries matching every given filter; never loads all."""
+        """One page of trace summaries matching every given filter; never loads all.
+
+        `min_attempts`: only traces whose `attempts` is at least that (poisoned runs).
+        """
         ...
 
     async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
@@ -168,11 +173,17 @@ class PersistenceStore(Protocol):
         """
         ...
 
-    async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
+    async def acquire_lease(
+        self, trace_id: str, holder: str, ttl_ms: int, *, start: TraceStart | None = None
+    ) -> Lease | None:
         """Take the trace's lease if nobody holds a live one; exactly one contender wins.
 
         Each acquisition returns a fencing token greater than any before it for this
-        trace. The trace need not exist yet.
+        trace. The trace need not exist yet. In the same atomic write, an acquisition
+        counts an attempt: a stored, unfinished trace's `attempts` grows by one; with
+        `start`, a trace not stored yet is created from it (no events, its input kept,
+        `attempts` 1). A stored trace is never changed by `start`. Bad input in `start`
+        is `InvalidInput` and takes nothing.
         """
         ...
 

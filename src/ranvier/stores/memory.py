@@ -14,12 +14,14 @@ from ranvier.model import (
     CompensationRecord,
     CompensationState,
     CompletionState,
+    ForkOrigin,
     Intervention,
     Lease,
     PersistedTrace,
     PersistenceEnvelope,
     ResumeCursor,
     TracePage,
+    TraceStart,
     TraceStatus,
     TraceSummary,
     now_ms,
@@ -55,6 +57,9 @@ class _Trace:
     events: dict[int, _Event] = field(default_factory=dict)
     superseded: list[_Event] = field(default_factory=list)
     interventions: list[tuple[Intervention, bytes | None]] = field(default_factory=list)
+    input_json: bytes | None = None
+    attempts: int = 0
+    forked_from: ForkOrigin | None = None
 
     def last_step(self) -> int | None:
         return max(self.events) if self.events else None
@@ -206,6 +211,9 @@ class InMemoryPersistenceStore(ClosesOnExit):
             updated_at_ms=trace.updated_at_ms,
             completed_at_ms=trace.completed_at_ms,
             superseded_events=tuple(_materialize(e) for e in trace.superseded),
+            input=rules.decode_payload(trace.input_json),
+            attempts=trace.attempts,
+            forked_from=trace.forked_from,
         )
 
     async def resume(
@@ -257,6 +265,7 @@ class InMemoryPersistenceStore(ClosesOnExit):
             created_at_ms=trace.created_at_ms,
             updated_at_ms=trace.updated_at_ms,
             completed_at_ms=trace.completed_at_ms,
+            attempts=trace.attempts,
         )
 
     async def list_traces(
@@ -265,10 +274,13 @@ class InMemoryPersistenceStore(ClosesOnExit):
         status: TraceStatus | None = None,
         circuit: str | None = None,
         updated_before_ms: int | None = None,
+        min_attempts: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> TracePage:
-        wanted, after = rules.validate_list_query(status, circuit, updated_before_ms, limit, cursor)
+        wanted, after = rules.validate_list_query(
+            status, circuit, updated_before_ms, limit, cursor, min_attempts
+        )
         now = now_ms()
         items: list[TraceSummary] = []
         for trace_id in sorted(self._traces):
@@ -278,6 +290,8 @@ class InMemoryPersistenceStore(ClosesOnExit):
             if circuit is not None and trace.circuit != circuit:
                 continue
             if updated_before_ms is not None and trace.updated_at_ms >= updated_before_ms:
+                continue
+            if min_attempts is not None and trace.attempts < min_attempts:
                 continue
             summary = self._summary(trace_id, trace, now)
             if not rules.status_matches(wanted, summary.status):
@@ -324,6 +338,9 @@ class InMemoryPersistenceStore(ClosesOnExit):
             completion=None if trace.completion is None else CompletionState(trace.completion),
             completed_at_ms=trace.completed_at_ms,
             resumed_from_step=trace.resumed_from_step,
+            input_json=prepared.input_json,
+            attempts=trace.attempts,
+            forked_from=trace.forked_from,
             interventions=[
                 (replace(i, payload_override=None), data)
                 for i, data in zip(trace.interventions, prepared.interventions, strict=True)
@@ -337,14 +354,28 @@ class InMemoryPersistenceStore(ClosesOnExit):
         self._traces[trace.trace_id] = row
         return True
 
-    async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
+    async def acquire_lease(
+        self, trace_id: str, holder: str, ttl_ms: int, *, start: TraceStart | None = None
+    ) -> Lease | None:
         ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
+        begin = rules.prepare_start(start, max_payload_bytes=self._max_payload_bytes)
         now = now_ms()
         row = self._leases.get(trace_id)
         if row is not None and rules.lease_is_live(row.expires_at_ms, now):
             return None
         token = 1 if row is None else row.token + 1
         self._leases[trace_id] = _LeaseRow(holder, token, now + ttl_ms)
+        trace = self._traces.get(trace_id)
+        if trace is None and begin is not None:
+            trace = self._traces[trace_id] = _Trace(
+                begin.start.circuit,
+                begin.start.schematic_version,
+                now,
+                now,
+                input_json=begin.input_json,
+            )
+        if trace is not None and trace.completion is None:
+            trace.attempts += 1
         return Lease(trace_id=trace_id, holder=holder, token=token, expires_at_ms=now + ttl_ms)
 
     async def renew_lease(self, lease: Lease, ttl_ms: int) -> Lease:

@@ -4,22 +4,21 @@
 checks circuit, completion and fencing token, inserts the event with ON CONFLICT DO
 NOTHING and returns what the rules need to tell an identical retry from a conflict;
 concurrent appends share that statement as one multi-row transaction
-(`postgres_batch`). `complete` and `acquire_lease` are coalesced the same way, so a
-run beside others makes no single-row commit of its own. Every time the store records
-comes from the server's `now()`.
+(`postgres_batch`). `complete` and `acquire_lease` (`postgres_leases`, which also
+counts the run's attempt and stores its start) are coalesced the same way, so a run
+beside others makes no single-row commit of its own. Every time the store records comes
+from the server's `now()`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
-import orjson
 
-from ranvier.errors import InvalidInput, LeaseLost, RanvierError, RestoreConflict, TraceNotFound
+from ranvier.errors import InvalidInput, RanvierError, RestoreConflict, TraceNotFound
 from ranvier.model import (
     CompletionState,
     Intervention,
@@ -28,6 +27,7 @@ from ranvier.model import (
     PersistenceEnvelope,
     ResumeCursor,
     TracePage,
+    TraceStart,
     TraceStatus,
 )
 from ranvier.stores import rules
@@ -35,7 +35,9 @@ from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.closing import ClosesOnExit
 from ranvier.stores.postgres_batch import RETRY, GroupCommit, Result
 from ranvier.stores.postgres_compensations import PostgresCompensationIdempotencyStore
+from ranvier.stores.postgres_leases import PostgresLeases
 from ranvier.stores.postgres_pool import (
+    RETRYABLE,
     Connections,
     PoolOptions,
     checkout,
@@ -49,6 +51,7 @@ from ranvier.stores.postgres_rows import (
     append_result,
     complete_document,
     event_columns,
+    fork_columns,
     intervention_columns,
     summary_from_row,
     trace_from_row,
@@ -57,19 +60,6 @@ from ranvier.stores.postgres_schema import drop_schema, ensure_schema, validate_
 from ranvier.stores.postgres_sql import DEFAULT_PREFIX, render, validate_prefix
 
 __all__ = ["PostgresCompensationIdempotencyStore", "PostgresPersistenceStore", "from_url"]
-
-_RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
-
-
-@dataclass(slots=True)
-class _Acquisition:
-    """An `acquire_lease` call waiting for its batch; its flush sets `lease` if acquired."""
-
-    trace_id: str
-    holder: str
-    ttl_ms: int
-    lease: Lease | None = None
-
 
 Completion = tuple[str, str, int | None]
 """A `complete` call waiting for its batch: trace id, completion value, fence."""
@@ -89,9 +79,6 @@ def _completion_result(call: Completion, row: Any) -> Result:
     except RanvierError as exc:
         return exc
     return AssertionError("complete: the statement and the rules disagree")  # unreachable
-
-
-_dumps = orjson.dumps
 
 
 def _fence(fence: object) -> int | None:
@@ -141,8 +128,10 @@ class PostgresPersistenceStore(ClosesOnExit):
             max_batch=self._batcher.max_batch,
             max_inflight=self._batcher.max_inflight,
         )
-        self._acquirer: GroupCommit[_Acquisition] = GroupCommit(
-            self._flush_acquisitions,
+        self._leases = PostgresLeases(
+            self._sql,
+            self._connections,
+            max_payload_bytes=self._max_payload_bytes,
             max_batch=self._batcher.max_batch,
             max_inflight=self._batcher.max_inflight,
         )
@@ -230,7 +219,7 @@ class PostgresPersistenceStore(ClosesOnExit):
         try:
             async with self._conn() as conn:
                 rows = await conn.fetch(self._sql.append, document, fenced)
-        except _RETRYABLE:  # another process locked the same traces in another order
+        except RETRYABLE:  # another process locked the same traces in another order
             return [RETRY] * len(batch)
         except asyncpg.DataError:  # a value out of range: nothing was written
             return await self._flush_each(batch)
@@ -249,7 +238,7 @@ class PostgresPersistenceStore(ClosesOnExit):
         try:
             async with self._conn() as conn:
                 row = await conn.fetchrow(sql, *arguments)
-        except _RETRYABLE:
+        except RETRYABLE:
             return RETRY
         return append_result(pending, row, written=row["written"])
 
@@ -277,22 +266,25 @@ class PostgresPersistenceStore(ClosesOnExit):
         status: TraceStatus | None = None,
         circuit: str | None = None,
         updated_before_ms: int | None = None,
+        min_attempts: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> TracePage:
-        wanted = rules.validate_status(status)
-        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
-        after = rules.decode_cursor(cursor)
-        if circuit is not None:
-            rules.validate_id("circuit", circuit)
-        if updated_before_ms is not None:
-            rules.validate_step(updated_before_ms, what="updated_before_ms")
+        wanted, after = rules.validate_list_query(
+            status, circuit, updated_before_ms, limit, cursor, min_attempts
+        )
         code = "any" if wanted is None else wanted.value
         if wanted in rules.COMPLETION_OF_STATUS:
             code = rules.COMPLETION_OF_STATUS[wanted].value
         async with self._conn() as conn:
             rows = await conn.fetch(
-                self._sql.list_traces, after or "", circuit, updated_before_ms, code, limit
+                self._sql.list_traces,
+                after or "",
+                circuit,
+                updated_before_ms,
+                code,
+                limit,
+                None if min_attempts is None else min(min_attempts, 1 << 31),  # beyond int4
             )
         items = tuple(summary_from_row(row) for row in rows)
         last = rules.encode_cursor(items[-1].trace_id) if len(items) == limit else None
@@ -346,7 +338,7 @@ class PostgresPersistenceStore(ClosesOnExit):
                 try:
                     async with self._conn() as conn:
                         rows = await conn.fetch(self._sql.complete_batch, document)
-                except _RETRYABLE:  # another process locked the same traces in another order
+                except RETRYABLE:  # another process locked the same traces in another order
                     return [RETRY] * len(batch)
                 results: list[Result] = [None] * len(batch)
                 for row in rows:
@@ -358,7 +350,7 @@ class PostgresPersistenceStore(ClosesOnExit):
             try:
                 async with self._conn() as conn:  # one statement: checks and update, atomic
                     row = await conn.fetchrow(self._sql.complete, *call)
-            except _RETRYABLE:
+            except RETRYABLE:
                 results.append(RETRY)
                 continue
             except (asyncpg.DataError, OverflowError) as exc:
@@ -420,6 +412,9 @@ class PostgresPersistenceStore(ClosesOnExit):
                 trace.created_at_ms,
                 trace.updated_at_ms,
                 trace.completed_at_ms,
+                None if prepared.input_json is None else prepared.input_json.decode(),
+                trace.attempts,
+                *fork_columns(trace.forked_from),
             )
             if created is not None:
                 await conn.execute(self._sql.import_events, trace.trace_id, *columns)
@@ -440,78 +435,26 @@ class PostgresPersistenceStore(ClosesOnExit):
 
     # --- leases -------------------------------------------------------------------
 
-    async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
-        ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
-        call = _Acquisition(trace_id, holder, ttl_ms)
-        await self._acquirer.submit(trace_id, call)
-        return call.lease
-
-    async def _flush_acquisitions(self, batch: Sequence[_Acquisition]) -> list[Result]:
-        """ACQUIRE_LEASE for one call, ACQUIRE_LEASE_BATCH for more: one statement, one
-        commit; each call's `lease` is set when it acquired one."""
-        try:
-            async with self._conn() as conn:
-                if len(batch) == 1:
-                    call = batch[0]
-                    row = await conn.fetchrow(
-                        self._sql.acquire_lease, call.trace_id, call.holder, call.ttl_ms
-                    )
-                    rows = [] if row is None else [{**row, "trace_id": call.trace_id}]
-                else:
-                    document = _dumps(
-                        [{"t": c.trace_id, "h": c.holder, "ttl": c.ttl_ms} for c in batch]
-                    ).decode()
-                    rows = await conn.fetch(self._sql.acquire_lease_batch, document)
-        except _RETRYABLE:  # another process locked the same traces in another order
-            return [RETRY] * len(batch)
-        acquired = {row["trace_id"]: row for row in rows}
-        for call in batch:
-            row = acquired.get(call.trace_id)
-            if row is not None:
-                call.lease = Lease(
-                    trace_id=call.trace_id,
-                    holder=call.holder,
-                    token=row["token"],
-                    expires_at_ms=row["expires_at_ms"],
-                )
-        return [None] * len(batch)
+    async def acquire_lease(
+        self, trace_id: str, holder: str, ttl_ms: int, *, start: TraceStart | None = None
+    ) -> Lease | None:
+        return await self._leases.acquire(trace_id, holder, ttl_ms, start)
 
     async def renew_lease(self, lease: Lease, ttl_ms: int) -> Lease:
-        ttl_ms = rules.validate_lease_request(lease.trace_id, lease.holder, ttl_ms)
-        async with self._conn() as conn:
-            row = await conn.fetchrow(self._sql.renew_lease, lease.trace_id, lease.token, ttl_ms)
-        if row["renewed_ms"] is not None:
-            return replace(lease, expires_at_ms=row["renewed_ms"])
-        rules.check_fence(
-            lease.trace_id, lease.token, row["token"], row["expires_at_ms"], row["now_ms"]
-        )
-        raise LeaseLost(f"the lease on trace {lease.trace_id!r} was released")
+        return await self._leases.renew(lease, ttl_ms)
 
     async def release_lease(self, lease: Lease) -> bool:
-        rules.validate_id("trace_id", lease.trace_id)
-        async with self._conn() as conn:
-            live = await conn.fetchval(self._sql.release_lease, lease.trace_id, lease.token)
-        return bool(live)
+        return await self._leases.release(lease)
 
     async def get_lease(self, trace_id: str) -> Lease | None:
-        rules.validate_id("trace_id", trace_id)
-        async with self._conn() as conn:
-            row = await conn.fetchrow(self._sql.get_lease, trace_id)
-        if row is None:
-            return None
-        return Lease(
-            trace_id=trace_id,
-            holder=row["holder"],
-            token=row["token"],
-            expires_at_ms=row["expires_at_ms"],
-        )
+        return await self._leases.get(trace_id)
 
     # --- lifecycle ----------------------------------------------------------------
 
     async def close(self) -> None:
         await self._batcher.close()
         await self._completer.close()
-        await self._acquirer.close()
+        await self._leases.close()
         await self._connections.close()
         if self._owns_pool:
             with translate():

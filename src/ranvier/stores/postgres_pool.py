@@ -26,6 +26,9 @@ _UNAVAILABLE = (
     asyncpg.InterfaceError,  # the client side: connection or pool closed under us
 )
 
+RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+"""Errors after which a whole statement may simply run again: nothing was written."""
+
 
 def translated(exc: BaseException, what: str = "PostgreSQL") -> BaseException | None:
     """The ranvier error for a driver error (its cause set), or None to let it through."""

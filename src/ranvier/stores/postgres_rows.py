@@ -11,6 +11,7 @@ import orjson
 from ranvier.errors import RanvierError
 from ranvier.model import (
     CompletionState,
+    ForkOrigin,
     Intervention,
     OutcomeKind,
     PersistedTrace,
@@ -178,7 +179,20 @@ def trace_from_row(trace_id: str, row: Any) -> PersistedTrace:
         updated_at_ms=row["updated_at_ms"],
         completed_at_ms=row["completed_at_ms"],
         superseded_events=tuple(superseded),
+        input=rules.decode_payload(row["input"]),
+        attempts=row["attempts"],
+        forked_from=fork_origin(row["forked_from"], row["forked_at_step"]),
     )
+
+
+def fork_origin(trace_id: str | None, step: int | None) -> ForkOrigin | None:
+    """`forked_from` from its two columns (both set or both NULL)."""
+    return None if trace_id is None or step is None else ForkOrigin(trace_id=trace_id, step=step)
+
+
+def fork_columns(origin: ForkOrigin | None) -> tuple[str | None, int | None]:
+    """The two columns of `forked_from`."""
+    return (None, None) if origin is None else (origin.trace_id, origin.step)
 
 
 def summary_from_row(row: Any) -> TraceSummary:
@@ -195,6 +209,7 @@ def summary_from_row(row: Any) -> TraceSummary:
         created_at_ms=row["created_at_ms"],
         updated_at_ms=row["updated_at_ms"],
         completed_at_ms=row["completed_at_ms"],
+        attempts=row["attempts"],
     )
 
 

@@ -93,11 +93,24 @@ def _event_write_times(t: dict[str, str], partitions: int | None) -> list[str]:
     return [f"ALTER TABLE {t['events']} ADD COLUMN IF NOT EXISTS written_at timestamptz"]
 
 
+def _durable_start(t: dict[str, str], partitions: int | None) -> list[str]:
+    # nullable or with a constant default: instant on a live table (no rewrite, no scan);
+    # traces stored before it read back with no input, 0 attempts and no fork origin
+    return [
+        f"""ALTER TABLE {t["state"]}
+            ADD COLUMN IF NOT EXISTS input json,
+            ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS forked_from text,
+            ADD COLUMN IF NOT EXISTS forked_at_step integer"""
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial tables", _initial),
     Migration(
         2, "events.written_at: an append no longer updates its state row", _event_write_times
     ),
+    Migration(3, "state.input, attempts, forked_from: a run's durable start", _durable_start),
 )
 """Applied in order; never edit a released one, append a new one."""
 LATEST_VERSION = MIGRATIONS[-1].version

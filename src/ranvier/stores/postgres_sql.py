@@ -152,6 +152,7 @@ APPEND_ONE_FENCED = _append_one(fenced=True)
 
 LOAD = f"""
 SELECT s.circuit, s.schematic_version, s.resumed_from_step, s.completion,
+       s.input::text AS input, s.attempts, s.forked_from, s.forked_at_step,
        {ms("s.created_at")} AS created_at_ms,
        {ms("greatest(s.updated_at, ev.last_written)")} AS updated_at_ms,
        {ms("s.completed_at")} AS completed_at_ms, ev.*,
@@ -180,7 +181,8 @@ LIST_TRACES = f"""
 SELECT s.trace_id, s.circuit, s.schematic_version, s.completion, s.resumed_from_step,
        {ms("s.created_at")} AS created_at_ms, {ms("live.updated_at")} AS updated_at_ms,
        {ms("s.completed_at")} AS completed_at_ms,
-       coalesce({_LIVE_LEASE}, false) AS lease_live, live.last_step, live.event_count
+       coalesce({_LIVE_LEASE}, false) AS lease_live, live.last_step, live.event_count,
+       s.attempts
 FROM {{state}} s
 LEFT JOIN {{leases}} l ON l.trace_id = s.trace_id
 CROSS JOIN LATERAL (  -- a resume touches the state row, so the live events suffice
@@ -191,6 +193,7 @@ CROSS JOIN LATERAL (  -- a resume touches the state row, so the live events suff
 WHERE s.trace_id > $1
   AND ($2::text IS NULL OR s.circuit = $2)
   AND ($3::bigint IS NULL OR live.updated_at < {ts("$3")})
+  AND ($6::bigint IS NULL OR s.attempts >= $6)
   AND CASE $4::text
         WHEN 'any' THEN true
         WHEN 'running' THEN s.completion IS NULL AND coalesce({_LIVE_LEASE}, false)
@@ -207,14 +210,18 @@ NOW_MS = f"SELECT {ms('now()')}"
 # --- resume, interventions (checked in Python inside one transaction), complete ---
 
 LOCK_TRACE = f"""
-WITH l AS (SELECT token, expires_at FROM {{leases}} WHERE trace_id = $1 AND $2 FOR SHARE)
+WITH s AS (
+    SELECT completion, epoch FROM {{state}} WHERE trace_id = $1 FOR NO KEY UPDATE
+), l AS (  -- after the state row (EXISTS): every statement locks state rows, then leases
+    SELECT token, expires_at FROM {{leases}}
+    WHERE trace_id = $1 AND $2 AND EXISTS (SELECT FROM s) FOR SHARE
+)
 SELECT s.completion, s.epoch,
        (SELECT max(step) FROM {{events}} e WHERE e.trace_id = $1 AND e.generation = 0)
            AS last_step,
        (SELECT token FROM l) AS token, (SELECT {ms("expires_at")} FROM l) AS expires_at_ms,
        {ms("now()")} AS now_ms
-FROM {{state}} s WHERE s.trace_id = $1
-FOR NO KEY UPDATE OF s
+FROM s
 """
 
 RESUME = f"""
@@ -330,8 +337,9 @@ SELECT count(*) FROM s
 
 IMPORT_STATE = f"""
 INSERT INTO {{state}} (trace_id, circuit, schematic_version, resumed_from_step, epoch,
-                       completion, created_at, updated_at, completed_at)
-VALUES ($1, $2, $3, $4, $5, $6, {ts("$7")}, {ts("$8")}, {ts("$9")})
+                       completion, created_at, updated_at, completed_at, input, attempts,
+                       forked_from, forked_at_step)
+VALUES ($1, $2, $3, $4, $5, $6, {ts("$7")}, {ts("$8")}, {ts("$9")}, $10::json, $11, $12, $13)
 ON CONFLICT (trace_id) DO NOTHING
 RETURNING 1
 """
@@ -351,23 +359,67 @@ SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::json[])
 # --- leases (the token survives release, so it only ever grows) -------------------
 
 ACQUIRE_LEASE = f"""
-INSERT INTO {{leases}} AS l (trace_id, holder, token, expires_at)
-VALUES ($1, $2, 1, {NOW} + $3::bigint * interval '1 millisecond')
-ON CONFLICT (trace_id) DO UPDATE
-    SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at
-    WHERE l.holder IS NULL OR l.expires_at <= now()
-RETURNING l.token, {ms("l.expires_at")} AS expires_at_ms
+WITH cur AS (  -- the trace's state row first: every statement locks state rows, then leases
+    SELECT 1 FROM {{state}} s WHERE s.trace_id = $1 FOR NO KEY UPDATE
+), taken AS (
+    INSERT INTO {{leases}} AS l (trace_id, holder, token, expires_at)
+    SELECT $1, $2, 1, {NOW} + $3::bigint * interval '1 millisecond'
+    WHERE (SELECT count(*) FROM cur) >= 0  -- an InitPlan: cur runs first, to its end
+    ON CONFLICT (trace_id) DO UPDATE
+        SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at
+        WHERE l.holder IS NULL OR l.expires_at <= now()
+    RETURNING l.token, l.expires_at
+), started AS (  -- with a start ($4 .. $6): its trace created, or a stored one's attempt
+    INSERT INTO {{state}} AS s (trace_id, circuit, schematic_version, input, attempts,
+                               created_at, updated_at)
+    SELECT $1, $4, $5, $6::json, 1, {NOW}, {NOW} FROM taken WHERE $4::text IS NOT NULL
+    ON CONFLICT (trace_id) DO UPDATE SET attempts = s.attempts + 1
+        WHERE s.completion IS NULL
+), resumed AS (  -- without one: the attempt of a stored, unfinished trace
+    UPDATE {{state}} s SET attempts = s.attempts + 1
+    WHERE s.trace_id = $1 AND s.completion IS NULL AND $4::text IS NULL
+      AND EXISTS (SELECT FROM taken)
+)
+SELECT token, {ms("expires_at")} AS expires_at_ms FROM taken
 """
+"""`acquire_lease` in one statement: the lease taken if free or expired and, only then,
+the attempt counted and a start's trace created (`PersistenceStore.acquire_lease`). No
+row comes back when another holder's lease is live, and nothing is written."""
 
 ACQUIRE_LEASE_BATCH = f"""
-INSERT INTO {{leases}} AS l (trace_id, holder, token, expires_at)
-SELECT i.t, i.h, 1, {NOW} + i.ttl * interval '1 millisecond'
-FROM json_to_recordset($1::json) AS i(t text, h text, ttl bigint)
-ORDER BY i.t  -- rows locked in key order, as every batch does: batches cannot deadlock
-ON CONFLICT (trace_id) DO UPDATE
-    SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at
-    WHERE l.holder IS NULL OR l.expires_at <= now()
-RETURNING l.trace_id, l.token, {ms("l.expires_at")} AS expires_at_ms
+WITH inp AS (  -- $1: a JSON array of objects, one per call (`postgres_leases.document`)
+    SELECT i.t AS trace_id, i.h AS holder, i.ttl, i.c AS circuit, i.v AS schematic_version,
+           i.p AS input
+    FROM json_to_recordset($1::json) AS i(t text, h text, ttl bigint, c text, v text, p json)
+), cur AS (  -- the stored traces' rows first and in key order, as every batch locks them
+    -- (state rows, then lease rows): batches cannot deadlock
+    SELECT s.trace_id FROM {{state}} s
+    WHERE s.trace_id = ANY(ARRAY(SELECT trace_id FROM inp))  -- index lookups, any estimate
+    ORDER BY s.trace_id FOR NO KEY UPDATE
+), taken AS (
+    INSERT INTO {{leases}} AS l (trace_id, holder, token, expires_at)
+    SELECT trace_id, holder, 1, {NOW} + ttl * interval '1 millisecond' FROM inp
+    WHERE (SELECT count(*) FROM cur) >= 0  -- an InitPlan: cur runs first, to its end
+    ORDER BY trace_id
+    ON CONFLICT (trace_id) DO UPDATE
+        SET holder = excluded.holder, token = l.token + 1, expires_at = excluded.expires_at
+        WHERE l.holder IS NULL OR l.expires_at <= now()
+    RETURNING l.trace_id, l.token, l.expires_at
+), started AS (  -- the calls with a start whose lease was taken, as in ACQUIRE_LEASE
+    INSERT INTO {{state}} AS s (trace_id, circuit, schematic_version, input, attempts,
+                               created_at, updated_at)
+    SELECT trace_id, circuit, schematic_version, input, 1, {NOW}, {NOW} FROM inp
+    WHERE circuit IS NOT NULL AND trace_id IN (SELECT trace_id FROM taken)
+    ORDER BY trace_id
+    ON CONFLICT (trace_id) DO UPDATE SET attempts = s.attempts + 1
+        WHERE s.completion IS NULL
+), resumed AS (  -- and those without one
+    UPDATE {{state}} s SET attempts = s.attempts + 1
+    WHERE s.trace_id = ANY(ARRAY(SELECT trace_id FROM inp WHERE circuit IS NULL
+                                 AND trace_id IN (SELECT trace_id FROM taken)))
+      AND s.completion IS NULL
+)
+SELECT trace_id, token, {ms("expires_at")} AS expires_at_ms FROM taken
 """
 """ACQUIRE_LEASE for a batch of calls from concurrent runs (one per trace), one commit for
 all; a row comes back for each lease acquired, none for a lease someone else holds."""

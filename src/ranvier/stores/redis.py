@@ -1,8 +1,8 @@
 """The Redis store: one Lua script per write, all of a trace's keys on one hash slot.
 
-Key shapes and scripts are in `redis_keys`, record codecs in `redis_codec`, coalescing
-and error translation in `redis_batch`, SCAN walks in `redis_scan`. Every rule is
-decided by `ranvier.stores.rules`: a script that finds a reason to refuse writes
+Key shapes are in `redis_keys`, scripts in `redis_scripts`, record codecs in `redis_codec`,
+coalescing and error translation in `redis_batch`, SCAN walks in `redis_scan`. Every rule
+is decided by `ranvier.stores.rules`: a script that finds a reason to refuse writes
 nothing and returns what it found, and Python raises through the rule.
 """
 
@@ -23,11 +23,13 @@ from ranvier.model import (
     PersistenceEnvelope,
     ResumeCursor,
     TracePage,
+    TraceStart,
     TraceStatus,
     TraceSummary,
 )
 from ranvier.stores import redis_codec as codec
 from ranvier.stores import redis_keys as k
+from ranvier.stores import redis_scripts as lua
 from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.closing import ClosesOnExit
@@ -36,11 +38,12 @@ from ranvier.stores.redis_compensation import RedisCompensationIdempotencyStore,
 from ranvier.stores.redis_connect import client_from_url
 from ranvier.stores.redis_scan import ScanPosition, primaries, scan_all
 
-_APPEND, _RESUME = Script(k.APPEND), Script(k.RESUME)
-_COMPLETE, _INTERVENE, _SUMMARY = Script(k.COMPLETE), Script(k.INTERVENE), Script(k.SUMMARY)
-_PURGE, _DELETE, _IMPORT = Script(k.PURGE), Script(k.DELETE), Script(k.IMPORT)
-_ACQUIRE, _RENEW = Script(k.LEASE_ACQUIRE), Script(k.LEASE_RENEW)
-_RELEASE, _GET_LEASE = Script(k.LEASE_RELEASE), Script(k.LEASE_GET)
+_APPEND, _RESUME = Script(lua.APPEND), Script(lua.RESUME)
+_COMPLETE, _INTERVENE = Script(lua.COMPLETE), Script(lua.INTERVENE)
+_SUMMARY, _PURGE = Script(lua.SUMMARY), Script(lua.PURGE)
+_DELETE, _IMPORT = Script(lua.DELETE), Script(lua.IMPORT)
+_ACQUIRE, _RENEW = Script(lua.LEASE_ACQUIRE), Script(lua.LEASE_RENEW)
+_RELEASE, _GET_LEASE = Script(lua.LEASE_RELEASE), Script(lua.LEASE_GET)
 SCRIPTS = (_APPEND, _RESUME, _COMPLETE, _INTERVENE, _SUMMARY, _ACQUIRE, _GET_LEASE)
 """Preloaded by ensure_schema (the others are loaded on first use, after a NOSCRIPT)."""
 
@@ -240,10 +243,13 @@ class RedisPersistenceStore(ClosesOnExit):
         status: TraceStatus | None = None,
         circuit: str | None = None,
         updated_before_ms: int | None = None,
+        min_attempts: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> TracePage:
-        wanted, text = rules.validate_list_query(status, circuit, updated_before_ms, limit, cursor)
+        wanted, text = rules.validate_list_query(
+            status, circuit, updated_before_ms, limit, cursor, min_attempts
+        )
         position = ScanPosition.decode(text, cursor)
         nodes = primaries(self._client)
         pattern = k.state_pattern(self._prefix)
@@ -255,6 +261,8 @@ class RedisPersistenceStore(ClosesOnExit):
                 if summary is None or (circuit is not None and summary.circuit != circuit):
                     continue
                 if updated_before_ms is not None and summary.updated_at_ms >= updated_before_ms:
+                    continue
+                if min_attempts is not None and summary.attempts < min_attempts:
                     continue
                 if rules.status_matches(wanted, summary.status):
                     items.append(summary)
@@ -307,9 +315,15 @@ class RedisPersistenceStore(ClosesOnExit):
             "delete it first to restore the backup's version"
         )
 
-    async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
+    async def acquire_lease(
+        self, trace_id: str, holder: str, ttl_ms: int, *, start: TraceStart | None = None
+    ) -> Lease | None:
         ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
-        args = (holder, str(ttl_ms), _request_id(), self._ttl)
+        args: tuple[str | bytes, ...] = (holder, str(ttl_ms), _request_id(), self._ttl)
+        if start is not None:  # validated before anything is sent: bad input takes nothing
+            begin = rules.prepare_start(start, max_payload_bytes=self._max_payload_bytes)
+            s = begin.start
+            args += (trace_id, s.circuit, s.schematic_version, begin.input_json or b"")
         reply = await self._run(_ACQUIRE, trace_id, args)
         if reply is None:
             return None
@@ -361,7 +375,8 @@ def _import_args(prepared: rules.PreparedTrace, ttl: str) -> list[str | bytes]:
         for i, data in zip(prepared.trace.interventions, prepared.interventions, strict=True)
     ]
     args: list[str | bytes] = [ttl]
-    for group in (codec.state_fields(prepared.trace), events, superseded, interventions):
+    state = codec.state_fields(prepared.trace, prepared.input_json)
+    for group in (state, events, superseded, interventions):
         args += [str(len(group)), *group]
     return args
 

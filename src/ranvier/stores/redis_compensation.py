@@ -9,13 +9,14 @@ from typing import Any
 from ranvier.errors import InvalidInput
 from ranvier.model import CompensationRecord, CompensationState
 from ranvier.stores import redis_keys as k
+from ranvier.stores import redis_scripts as lua
 from ranvier.stores import rules
 from ranvier.stores.redis_batch import AnyRedis, Script, ScriptRunner, translate
 from ranvier.stores.redis_codec import compensation_from_value
 from ranvier.stores.redis_scan import scan_all
 
-_CLAIM, _MARK = Script(k.COMP_CLAIM), Script(k.COMP_MARK)
-_RELEASE, _PURGE = Script(k.COMP_RELEASE), Script(k.COMP_PURGE)
+_CLAIM, _MARK = Script(lua.COMP_CLAIM), Script(lua.COMP_MARK)
+_RELEASE, _PURGE = Script(lua.COMP_RELEASE), Script(lua.COMP_PURGE)
 _SCAN_COUNT = 500
 
 

@@ -23,6 +23,7 @@ from ranvier.model import (
     PersistenceEnvelope,
     ResumeCursor,
     TracePage,
+    TraceStart,
     TraceStatus,
     now_ms,
 )
@@ -179,13 +180,18 @@ class SqlitePersistenceStore(ClosesOnExit):
         status: TraceStatus | None = None,
         circuit: str | None = None,
         updated_before_ms: int | None = None,
+        min_attempts: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> TracePage:
-        wanted, after = rules.validate_list_query(status, circuit, updated_before_ms, limit, cursor)
+        wanted, after = rules.validate_list_query(
+            status, circuit, updated_before_ms, limit, cursor, min_attempts
+        )
 
         def work(conn: sqlite3.Connection) -> TracePage:
-            return read.list_traces(conn, wanted, circuit, updated_before_ms, after, limit)
+            return read.list_traces(
+                conn, wanted, circuit, updated_before_ms, min_attempts, after, limit
+            )
 
         return await self._db.read(work)
 
@@ -218,13 +224,29 @@ class SqlitePersistenceStore(ClosesOnExit):
             for i, data in zip(trace.interventions, prepared.interventions, strict=True)
         ]
         rows, rewinds = ops.import_rows(trace, events)
+        data = _text(prepared.input_json)
         return await self._db.submit(
-            lambda conn: ops.import_trace(conn, trace, rows, rewinds, interventions), heavy=True
+            lambda conn: ops.import_trace(conn, trace, data, rows, rewinds, interventions),
+            heavy=True,
         )
 
-    async def acquire_lease(self, trace_id: str, holder: str, ttl_ms: int) -> Lease | None:
+    async def acquire_lease(
+        self, trace_id: str, holder: str, ttl_ms: int, *, start: TraceStart | None = None
+    ) -> Lease | None:
+        """One job, one transaction: the lease, the attempt it counts and, with `start`,
+        the trace's creation (see `ops.acquire_lease`)."""
         ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
-        return await self._db.submit(lambda conn: ops.acquire_lease(conn, trace_id, holder, ttl_ms))
+        begin: ops.StartRow | None = None
+        if start is not None:
+            prepared = rules.prepare_start(start, max_payload_bytes=self._max_payload_bytes)
+            begin = (
+                prepared.start.circuit,
+                prepared.start.schematic_version,
+                _text(prepared.input_json),
+            )
+        return await self._db.submit(
+            lambda conn: ops.acquire_lease(conn, trace_id, holder, ttl_ms, begin)
+        )
 
     async def renew_lease(self, lease: Lease, ttl_ms: int) -> Lease:
         ttl_ms = rules.validate_lease_request(lease.trace_id, lease.holder, ttl_ms)

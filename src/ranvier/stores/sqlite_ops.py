@@ -195,10 +195,14 @@ def import_rows(
 def import_trace(
     conn: sqlite3.Connection,
     trace: PersistedTrace,
+    input_text: str | None,
     event_rows: list[tuple[object, ...]],
     rewinds: int,
     interventions: list[tuple[Intervention, str | None]],
 ) -> bool:
+    """Write the whole trace, unless one is stored under its id: then False if it is the
+    same (by `rules.trace_digest`: input, attempts and fork origin included), else
+    `RestoreConflict`. `input_text`: the trace's input as canonical JSON text."""
     existing = load_trace(conn, trace.trace_id)
     if existing is not None:
         if rules.trace_digest(existing) == rules.trace_digest(trace):
@@ -208,6 +212,7 @@ def import_trace(
             "delete it first to restore the backup's version"
         )
     completion = None if trace.completion is None else CompletionState(trace.completion).value
+    origin = trace.forked_from
     conn.execute(
         sql.IMPORT_STATE,
         (
@@ -220,6 +225,10 @@ def import_trace(
             rewinds,
             trace.created_at_ms,
             trace.updated_at_ms,
+            input_text,
+            trace.attempts,
+            None if origin is None else origin.trace_id,
+            None if origin is None else origin.step,
         ),
     )
     conn.executemany(sql.IMPORT_EVENT, event_rows)
@@ -236,15 +245,26 @@ def import_trace(
 # --- leases -------------------------------------------------------------------------
 
 
+StartRow = tuple[str, str, str | None]
+"""A validated `TraceStart` as START_TRACE takes it: circuit, schematic_version, input
+(canonical JSON text, or None)."""
+
+
 def acquire_lease(
-    conn: sqlite3.Connection, trace_id: str, holder: str, ttl_ms: int
+    conn: sqlite3.Connection, trace_id: str, holder: str, ttl_ms: int, start: StartRow | None
 ) -> Lease | None:
+    """The lease, and in the same transaction the attempt it counts: a stored unfinished
+    trace's `attempts` grows by one; with `start`, a trace not stored yet is created."""
     now = now_ms()
     row = conn.execute(sql.SELECT_LEASE, (trace_id,)).fetchone()
     if row is not None and rules.lease_is_live(row[2], now):
         return None
     token = 1 if row is None else row[1] + 1
     conn.execute(sql.UPSERT_LEASE, (trace_id, holder, token, now + ttl_ms))
+    if start is None:
+        conn.execute(sql.COUNT_ATTEMPT, (trace_id,))
+    else:
+        conn.execute(sql.START_TRACE, (trace_id, *start, now))
     return Lease(trace_id=trace_id, holder=holder, token=token, expires_at_ms=now + ttl_ms)
 
 

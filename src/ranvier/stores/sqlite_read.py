@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from ranvier.model import (
     CompletionState,
+    ForkOrigin,
     Intervention,
     Lease,
     OutcomeKind,
@@ -30,6 +31,9 @@ T = TypeVar("T")
 
 _KINDS = {kind.value: kind for kind in OutcomeKind}
 _STATES = {state.value: state for state in CompletionState}
+MAX_INTEGER = (1 << 63) - 1
+"""SQLite's largest INTEGER (the driver refuses larger ints): a listing's bound beyond it
+is clamped to it, which no stored time or attempt count reaches, so it filters the same."""
 
 
 def in_snapshot(work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
@@ -53,7 +57,8 @@ def load_trace(conn: sqlite3.Connection, trace_id: str) -> PersistedTrace | None
     state = conn.execute(sql.SELECT_STATE, (trace_id,)).fetchone()
     if state is None:
         return None
-    circuit, version, completion, completed_at, resumed, created, updated, _ = state
+    circuit, version, completion, completed_at, resumed, created, updated = state[:7]
+    input_text, attempts, forked_from, forked_at_step = state[8:]
     live: list[PersistenceEnvelope] = []
     superseded: list[PersistenceEnvelope] = []
     last_recorded = 0
@@ -91,6 +96,11 @@ def load_trace(conn: sqlite3.Connection, trace_id: str) -> PersistedTrace | None
         updated_at_ms=max(updated, last_recorded),
         completed_at_ms=completed_at,
         superseded_events=tuple(superseded),
+        input=decode(input_text),
+        attempts=attempts,
+        forked_from=None
+        if forked_from is None
+        else ForkOrigin(trace_id=forked_from, step=forked_at_step),
     )
 
 
@@ -104,10 +114,15 @@ def _status_filter(status: TraceStatus, now: int) -> tuple[str, list[Any]]:
     return sql.FILTER_COMPLETION_IS, [rules.COMPLETION_OF_STATUS[status].value]
 
 
+def _clamp(bound: int | None) -> int | None:
+    return bound if bound is None or bound <= MAX_INTEGER else MAX_INTEGER
+
+
 def list_query(
     status: TraceStatus | None,
     circuit: str | None,
     updated_before_ms: int | None,
+    min_attempts: int | None,
     after: str | None,
     limit: int,
     now: int,
@@ -118,7 +133,8 @@ def list_query(
     for fragment, value in (
         (sql.FILTER_AFTER, after),
         (sql.FILTER_CIRCUIT, circuit),
-        (sql.FILTER_UPDATED_BEFORE, updated_before_ms),
+        (sql.FILTER_UPDATED_BEFORE, _clamp(updated_before_ms)),
+        (sql.FILTER_MIN_ATTEMPTS, _clamp(min_attempts)),
     ):
         if value is not None:
             where.append(fragment)
@@ -136,11 +152,12 @@ def list_traces(
     status: TraceStatus | None,
     circuit: str | None,
     updated_before_ms: int | None,
+    min_attempts: int | None,
     after: str | None,
     limit: int,
 ) -> TracePage:
     now = now_ms()
-    text, params = list_query(status, circuit, updated_before_ms, after, limit, now)
+    text, params = list_query(status, circuit, updated_before_ms, min_attempts, after, limit, now)
     rows = conn.execute(text, params).fetchall()
     items: list[TraceSummary] = []
     for row in rows:
@@ -156,6 +173,7 @@ def list_traces(
             created_at_ms=row[7],
             updated_at_ms=row[8],
             completed_at_ms=row[9],
+            attempts=row[11],
         )
         if rules.status_matches(status, summary.status):  # the SQL filter decided; recheck
             items.append(summary)

@@ -23,12 +23,14 @@ def _datetime_of(ms_column: str) -> str:
 
 VERSION_TABLE = "ranvier_persistence_schema_version"
 
-# Appends write only their event row; a trace's last change is therefore the later of
-# its state row's and its newest live event's, derived here.
-TRACES_VIEW = """
+
+def _traces_view(state_columns: str) -> str:
+    """The traces view with `state_columns` (each followed by a comma) of the state row
+    after the first ones; every version's view reads the tables of that version."""
+    return f"""
     CREATE VIEW ranvier_persistence_traces AS
     SELECT s.trace_id, s.circuit, s.schematic_version, s.completion, s.resumed_from_step,
-           s.created_at_ms, s.completed_at_ms,
+           s.created_at_ms, s.completed_at_ms,{state_columns}
            max(s.updated_at_ms, coalesce(last.recorded_at_ms, 0)) AS updated_at_ms,
            last.step AS last_step,
            (SELECT count(*) FROM ranvier_persistence_events c
@@ -46,6 +48,14 @@ TRACES_VIEW = """
                          WHERE m.trace_id = s.trace_id AND m.superseded = 0)
       LEFT JOIN ranvier_persistence_leases l ON l.trace_id = s.trace_id
     """
+
+
+# Appends write only their event row; a trace's last change is therefore the later of
+# its state row's and its newest live event's, derived in the view.
+TRACES_VIEW_V1 = _traces_view("")
+"""The view of schema versions 1 and 2."""
+TRACES_VIEW = _traces_view("\n           s.attempts, s.forked_from, s.forked_at_step,")
+"""The view of the current schema version (3: a trace's attempts and fork origin)."""
 
 
 _EVENT_COLUMN_DEFS = """\
@@ -128,7 +138,7 @@ _V1 = [
     "ranvier_persistence_compensation_idempotency (claimed_at_ms)",
     "CREATE INDEX ranvier_persistence_compensation_unfinished ON "
     "ranvier_persistence_compensation_idempotency (claimed_at_ms, key) WHERE state = 'claimed'",
-    TRACES_VIEW,
+    TRACES_VIEW_V1,
 ]
 
 _EVENT_COLUMNS = (
@@ -156,12 +166,30 @@ _V2 = [
     "ALTER TABLE ranvier_persistence_events_by_rowid RENAME TO ranvier_persistence_events",
     "CREATE UNIQUE INDEX ranvier_persistence_events_key ON ranvier_persistence_events "
     "(trace_id, superseded, step)",
+    TRACES_VIEW_V1,
+]
+
+# A durable start: the trace's state row is created with its lease, before any event,
+# and holds what the run started with (`input`, canonical JSON), how many runs took its
+# lease while it was unfinished (`attempts`) and, for a fork, its source trace and step.
+# Columns added at the end of the row: existing rows read the defaults, nothing is
+# rewritten. No index on attempts: a listing pages in trace_id order, and SQLite keeps
+# scanning in that order (the filter is one comparison per state row, before any join)
+# rather than sort what an index would find; it would cost a write per acquisition.
+# The view gains the new columns.
+_V3 = [
+    "DROP VIEW ranvier_persistence_traces",
+    "ALTER TABLE ranvier_persistence_state ADD COLUMN input TEXT",
+    "ALTER TABLE ranvier_persistence_state ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE ranvier_persistence_state ADD COLUMN forked_from TEXT",
+    "ALTER TABLE ranvier_persistence_state ADD COLUMN forked_at_step INTEGER",
     TRACES_VIEW,
 ]
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "state, events, interventions, compensation idempotency, leases", _V1),
     (2, "events by rowid, unique (trace_id, superseded, step)", _V2),
+    (3, "durable start: state input, attempts, forked_from, forked_at_step", _V3),
 ]
 """Ordered (version, description, statements); a release appends, never edits."""
 

@@ -74,7 +74,7 @@ TOUCH_STATE = f"UPDATE {STATE} SET updated_at_ms = max(updated_at_ms, ?) WHERE t
 
 SELECT_STATE = f"""
 SELECT circuit, schematic_version, completion, completed_at_ms, resumed_from_step,
-       created_at_ms, updated_at_ms, rewinds
+       created_at_ms, updated_at_ms, rewinds, input, attempts, forked_from, forked_at_step
   FROM {STATE} WHERE trace_id = ?
 """
 SELECT_EVENTS = f"""
@@ -121,8 +121,9 @@ TOUCH_STATE_NOW = f"UPDATE {STATE} SET updated_at_ms = ? WHERE trace_id = ?"
 
 IMPORT_STATE = f"""
 INSERT INTO {STATE} (trace_id, circuit, schematic_version, completion, completed_at_ms,
-                     resumed_from_step, rewinds, created_at_ms, updated_at_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     resumed_from_step, rewinds, created_at_ms, updated_at_ms, input,
+                     attempts, forked_from, forked_at_step)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 IMPORT_EVENT = f"""
 INSERT INTO {EVENTS} (trace_id, superseded, step, outcome_kind, node_id, timestamp_ms,
@@ -154,7 +155,8 @@ SELECT trace_id FROM {STATE}
 
 LIST_TRACES = f"""
 SELECT trace_id, circuit, schematic_version, completion, last_step, event_count,
-       resumed_from_step, created_at_ms, updated_at_ms, completed_at_ms, lease_expires_at_ms
+       resumed_from_step, created_at_ms, updated_at_ms, completed_at_ms, lease_expires_at_ms,
+       attempts
   FROM {TRACES_VIEW}
 """
 LIST_ORDER = " ORDER BY trace_id LIMIT ?"
@@ -165,6 +167,7 @@ FILTER_COMPLETION_IS = "completion = ?"
 FILTER_COMPLETED = "completion IS NOT NULL"
 FILTER_RUNNING = "completion IS NULL AND lease_expires_at_ms > ?"
 FILTER_INTERRUPTED = "completion IS NULL AND lease_expires_at_ms <= ?"
+FILTER_MIN_ATTEMPTS = "attempts >= ?"
 
 # --- leases -------------------------------------------------------------------------------
 
@@ -174,6 +177,19 @@ INSERT INTO {LEASES} (trace_id, holder, token, expires_at_ms) VALUES (?, ?, ?, ?
 ON CONFLICT (trace_id) DO UPDATE
    SET holder = excluded.holder, token = excluded.token, expires_at_ms = excluded.expires_at_ms
 """
+COUNT_ATTEMPT = f"""
+UPDATE {STATE} SET attempts = attempts + 1 WHERE trace_id = ? AND completion IS NULL
+"""
+"""An acquisition's attempt on a stored, unfinished trace (in the acquisition's transaction)."""
+START_TRACE = f"""
+INSERT INTO {STATE} (trace_id, circuit, schematic_version, input, attempts, created_at_ms,
+                     updated_at_ms)
+VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
+ON CONFLICT (trace_id) DO UPDATE SET attempts = attempts + 1 WHERE completion IS NULL
+"""
+"""An acquisition with a start: the trace is created from it (its first attempt), or, if
+it is stored, counts an attempt as COUNT_ATTEMPT does and is otherwise left as it is.
+Parameters: trace_id, circuit, schematic_version, input (JSON text or NULL), now_ms."""
 RENEW_LEASE = f"UPDATE {LEASES} SET expires_at_ms = ? WHERE trace_id = ?"
 RELEASE_LEASE = f"UPDATE {LEASES} SET holder = NULL, expires_at_ms = 0 WHERE trace_id = ?"
 RELEASE_FENCED_LEASE = f"""

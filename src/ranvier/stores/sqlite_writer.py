@@ -6,7 +6,7 @@ while other tasks are runnable are coalesced: one `loop.call_soon` later, every 
 job runs in one transaction, and each caller is answered after that commit. When no
 other callback is ready (nothing could join a batch) a job commits at once instead. A
 job's rule error fails only that job; any other error rolls the batch back and its
-jobs are retried one by one, so one bad job never fails the others.
+jobs are retried one by one (`sqlite_batch` runs the transactions).
 
 Where the transaction runs (see docs/decisions.md):
 - inline on the loop thread, with busy_timeout 0, when synchronous is OFF or NORMAL
@@ -32,12 +32,12 @@ import time
 from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from ranvier.errors import RanvierError, StoreUnavailable
-from ranvier.stores.sqlite_conn import connect, is_busy, translate_errors
+from ranvier.errors import StoreUnavailable
+from ranvier.stores.sqlite_batch import BatchRunner, Busy, Job, Outcome, copy_error
+from ranvier.stores.sqlite_conn import is_busy, translate_errors
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
@@ -64,32 +64,7 @@ RESTART_WAL_FRAMES = 8192
 CATCH_UP_PASSES = 2
 
 
-def _now_ms() -> int:
-    """The store clock (`model.now_ms`)."""
-    return _time_ns() // 1_000_000
-
-
-class _Busy(Exception):
-    """An inline BEGIN IMMEDIATE found the file locked by another connection."""
-
-
-_Job = tuple[Callable[..., Any], asyncio.Future[Any], bool, str | None, tuple[object, ...] | None]
-"""(work, future, heavy, fast, args): a plain tuple, built on every append (a dataclass's
-`__init__` cost ~0.1 us more). args None: `work(conn)` is the job; else `fast` (if any)
-runs with args + (now_ms,), and `work(conn, args)` if it changed nothing."""
-
-
-@dataclass(slots=True)
-class _Outcome:
-    ok: bool
-    value: Any
-
-
-_DONE = _Outcome(True, None)
-"""The outcome of a job that its fast statement did in full (shared: never mutated)."""
-
-
-class SqliteDatabase:
+class SqliteDatabase(BatchRunner):
     """The connections to one file, shared by a persistence store and its compensations."""
 
     def __init__(self, path: str, *, synchronous: str, busy_timeout_ms: int) -> None:
@@ -107,7 +82,7 @@ class SqliteDatabase:
         self._loop_thread = 0  # the thread that last entered `_loop`
         self._new_future: Callable[[], asyncio.Future[Any]] = _no_loop_yet
         """`_loop.create_future`, or what it does (asyncio's own, without the Python call)."""
-        self._pending: list[_Job] = []
+        self._pending: list[Job] = []
         self._heavy_pending = 0  # heavy jobs among them
         self.busy = False
         """A flush is scheduled or running: a write now would queue (read-only outside)."""
@@ -155,7 +130,7 @@ class SqliteDatabase:
             try:
                 with self._translate:
                     future.set_result(self._commit_one(work, fast, args))
-            except _Busy:
+            except Busy:
                 self._contended_until = time.monotonic() + CONTENDED_SECONDS
             except Exception as exc:
                 future.set_exception(exc)
@@ -244,11 +219,6 @@ class SqliteDatabase:
                 self._reader = self._connect()
             return work(self._reader)
 
-    def _connect(self) -> sqlite3.Connection:
-        return connect(
-            self.path, synchronous=self.synchronous, busy_timeout_ms=self.busy_timeout_ms
-        )
-
     # --- the batch loop (loop thread) ---------------------------------------------
 
     def _may_commit_now(self, loop: asyncio.AbstractEventLoop, heavy: bool) -> bool:
@@ -274,7 +244,7 @@ class SqliteDatabase:
     def _loop_turned(self) -> None:
         self._turn_mark = None
 
-    def _inline_allowed(self, batch: list[_Job]) -> bool:
+    def _inline_allowed(self, batch: list[Job]) -> bool:
         return (
             self._writer is not None
             and self._inline_mode
@@ -294,7 +264,7 @@ class SqliteDatabase:
         if self._inline_allowed(batch):
             try:
                 outcomes = self._run_batch(batch, inline=True)
-            except _Busy:
+            except Busy:
                 self._contended_until = time.monotonic() + CONTENDED_SECONDS
             else:
                 self._done(batch, outcomes)
@@ -302,7 +272,7 @@ class SqliteDatabase:
         assert self._loop is not None
         self._thread_flush = self._loop.create_task(self._flush_in_thread(batch))
 
-    async def _flush_in_thread(self, batch: list[_Job]) -> None:
+    async def _flush_in_thread(self, batch: list[Job]) -> None:
         assert self._loop is not None
         try:
             outcomes = await self._loop.run_in_executor(
@@ -310,10 +280,10 @@ class SqliteDatabase:
             )
         except Exception as exc:  # the thread could not run it at all (shut down)
             error = StoreUnavailable(f"SQLite store {self.path} cannot write: {exc}")
-            outcomes = [_Outcome(False, _copy(error)) for _ in batch]
+            outcomes = [Outcome(False, copy_error(error)) for _ in batch]
         self._done(batch, outcomes)
 
-    def _done(self, batch: Sequence[_Job], outcomes: list[_Outcome]) -> None:
+    def _done(self, batch: Sequence[Job], outcomes: list[Outcome]) -> None:
         for job, outcome in zip(batch, outcomes, strict=True):
             future = job[1]
             if future.done():
@@ -342,105 +312,6 @@ class SqliteDatabase:
         self._since_checkpoint += jobs
         if self._since_checkpoint >= CHECKPOINT_EVERY and not self._checkpointing:
             self._start_checkpoint()
-
-    # --- running a batch (loop thread inline, or writer thread) -------------------
-
-    def _run_batch(self, batch: Sequence[_Job], inline: bool) -> list[_Outcome]:
-        """Each job's outcome; raises `_Busy` if an inline attempt found the file locked."""
-        try:
-            with translate_errors(self.path):
-                return self._transaction(batch, inline)
-        except StoreUnavailable as exc:
-            if len(batch) == 1 or is_busy(exc.__cause__):  # retrying alone would wait again
-                return [_Outcome(False, _copy(exc)) for _ in batch]
-            return [self._run_alone(job, inline) for job in batch]
-        except _Busy:
-            raise
-        except Exception as exc:  # a job wrote, then failed: run them alone to find it
-            if len(batch) == 1:
-                return [_Outcome(False, exc)]
-            return [self._run_alone(job, inline) for job in batch]
-
-    def _run_alone(self, job: _Job, inline: bool) -> _Outcome:
-        try:
-            with translate_errors(self.path):
-                return self._transaction([job], inline)[0]
-        except _Busy:
-            return _Outcome(False, StoreUnavailable(f"SQLite store {self.path} is locked"))
-        except Exception as exc:
-            return _Outcome(False, exc)
-
-    def _commit_one(
-        self, work: Callable[..., Any], fast: str | None, args: tuple[object, ...] | None
-    ) -> Any:
-        """The at-once path: one job, its own transaction, rolled back on any error."""
-        conn, cursor = self._writer, self._fast
-        assert conn is not None and cursor is not None
-        if self._timeout_now:
-            self._set_timeout(conn, 0)
-        try:
-            if (
-                fast is not None
-                and args is not None
-                and cursor.execute(fast, (*args, _now_ms())).rowcount
-            ):
-                return None  # one statement: SQLite's autocommit made it atomic
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if is_busy(exc):
-                raise _Busy from exc
-            raise
-        try:
-            value = work(conn) if args is None else work(conn, args)
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-        return value
-
-    def _transaction(self, batch: Sequence[_Job], inline: bool) -> list[_Outcome]:
-        conn = self._writer
-        if conn is None:
-            conn = self._writer = self._connect()
-            self._fast = conn.cursor()
-        self._set_timeout(conn, 0 if inline else self.busy_timeout_ms)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if inline and is_busy(exc):
-                raise _Busy from exc
-            raise
-        try:
-            now = _now_ms()
-            execute = self._fast.execute  # type: ignore[union-attr]
-            outcomes = [
-                _DONE
-                if fast is not None and args is not None and execute(fast, (*args, now)).rowcount
-                else self._run_job(conn, work, args)
-                for work, _, _, fast, args in batch
-            ]
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-        return outcomes
-
-    @staticmethod
-    def _run_job(
-        conn: sqlite3.Connection, work: Callable[..., Any], args: tuple[object, ...] | None
-    ) -> _Outcome:
-        changes = conn.total_changes
-        try:
-            return _Outcome(True, work(conn) if args is None else work(conn, args))
-        except RanvierError as exc:
-            if conn.total_changes != changes:
-                raise  # a rule failed after a write: roll the batch back, retry alone
-            return _Outcome(False, exc)
-
-    def _set_timeout(self, conn: sqlite3.Connection, ms: int) -> None:
-        if self._timeout_now != ms:
-            conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
-            self._timeout_now = ms
 
     # --- checkpoints and closing --------------------------------------------------
 
@@ -526,16 +397,3 @@ def _checkpoint(conn: sqlite3.Connection) -> int:
 def _close_conn(conn: sqlite3.Connection | None) -> None:
     if conn is not None:
         conn.close()
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        with suppress(sqlite3.Error):  # already rolled back (SQLITE_FULL...): keep the first
-            conn.execute("ROLLBACK")
-
-
-def _copy(error: StoreUnavailable) -> StoreUnavailable:
-    """One exception object per waiting caller (each raise mutates its traceback)."""
-    copy = StoreUnavailable(str(error))
-    copy.__cause__ = error.__cause__
-    return copy

@@ -15,8 +15,10 @@ from ranvier.stores.rules.listing import (
     validate_status,
 )
 from ranvier.stores.rules.traces import (
+    PreparedStart,
     PreparedTrace,
     pending_intervention,
+    prepare_start,
     prepare_trace,
     trace_digest,
 )
@@ -58,6 +60,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_PAGE_SIZE",
     "PreparedEnvelope",
+    "PreparedStart",
     "PreparedTrace",
     "check_circuit",
     "check_envelope",
@@ -76,6 +79,7 @@ __all__ = [
     "pending_intervention",
     "prepare_envelope",
     "prepare_intervention",
+    "prepare_start",
     "prepare_trace",
     "status_matches",
     "trace_digest",

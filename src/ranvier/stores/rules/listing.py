@@ -56,9 +56,12 @@ def validate_list_query(
     updated_before_ms: object,
     limit: object,
     cursor: str | None,
+    min_attempts: object = None,
 ) -> tuple[TraceStatus | None, str | None]:
     """Check every `list_traces` argument; returns the wanted status and cursor position."""
     wanted = validate_status(status)
+    if min_attempts is not None:
+        validate_positive("min_attempts", min_attempts)
     if circuit is not None:
         validate_id("circuit", circuit)
     if updated_before_ms is not None:

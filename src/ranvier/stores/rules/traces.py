@@ -6,12 +6,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
 from ranvier.errors import InvalidInput
-from ranvier.model import Intervention, OutcomeKind, PersistedTrace, PersistenceEnvelope
+from ranvier.model import (
+    ForkOrigin,
+    Intervention,
+    OutcomeKind,
+    PersistedTrace,
+    PersistenceEnvelope,
+    TraceStart,
+)
 from ranvier.stores.rules.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     PreparedEnvelope,
@@ -53,7 +60,7 @@ def _envelope_record(event: PersistenceEnvelope) -> list[Any]:
 
 def trace_digest(trace: PersistedTrace) -> str:
     """sha256 over everything a trace holds: backups are verified by it."""
-    record = [
+    record: list[Any] = [
         trace.trace_id,
         trace.circuit,
         trace.schematic_version,
@@ -69,7 +76,43 @@ def trace_digest(trace: PersistedTrace) -> str:
         trace.updated_at_ms,
         trace.completed_at_ms,
     ]
+    # what a run was started with joins the record only when set, so the digests of
+    # traces stored before it existed (and of backups holding them) stay as they were
+    origin = trace.forked_from
+    start = [
+        payload_digest(encode_payload(trace.input)),
+        trace.attempts,
+        None if origin is None else [origin.trace_id, origin.step],
+    ]
+    if start != [None, 0, None]:
+        record.append(start)
     return hashlib.sha256(orjson.dumps(record)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedStart:
+    """A validated `TraceStart`: its input as canonical JSON (None for a null input)."""
+
+    start: TraceStart
+    input_json: bytes | None
+
+
+@overload
+def prepare_start(start: TraceStart, *, max_payload_bytes: int = ...) -> PreparedStart: ...
+@overload
+def prepare_start(start: None, *, max_payload_bytes: int = ...) -> None: ...
+def prepare_start(
+    start: TraceStart | None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> PreparedStart | None:
+    """Validate what a run starts with before `acquire_lease` writes anything (None: no
+    start given, nothing to check)."""
+    if start is None:
+        return None
+    if type(start) is not TraceStart:
+        raise InvalidInput(f"expected a TraceStart, got {type(start).__name__}")
+    validate_id("circuit", start.circuit)
+    validate_id("schematic_version", start.schematic_version)
+    return PreparedStart(start, encode_payload(start.input, max_bytes=max_payload_bytes))
 
 
 # --- restore ----------------------------------------------------------------------
@@ -83,6 +126,8 @@ class PreparedTrace:
     events: tuple[PreparedEnvelope, ...]
     superseded: tuple[PreparedEnvelope, ...]
     interventions: tuple[bytes | None, ...]
+    input_json: bytes | None = None
+    """The trace's input as canonical JSON (None for a null input)."""
 
 
 def prepare_trace(
@@ -112,12 +157,25 @@ def prepare_trace(
     interventions = tuple(
         prepare_intervention(i, max_payload_bytes=max_payload_bytes) for i in trace.interventions
     )
+    input_json = encode_payload(trace.input, max_bytes=max_payload_bytes)
+    _check_origin(trace)
     hashed = replace(
         trace,
         events=tuple(p.envelope for p in events),
         superseded_events=tuple(p.envelope for p in superseded),
     )
-    return PreparedTrace(hashed, events, superseded, interventions)
+    return PreparedTrace(hashed, events, superseded, interventions, input_json)
+
+
+def _check_origin(trace: PersistedTrace) -> None:
+    validate_step(trace.attempts, what="attempts")
+    origin = trace.forked_from
+    if origin is None:
+        return
+    if type(origin) is not ForkOrigin:
+        raise InvalidInput(f"forked_from must be a ForkOrigin, got {type(origin).__name__}")
+    validate_id("forked_from.trace_id", origin.trace_id)
+    validate_step(origin.step, what="forked_from.step")
 
 
 def _check_trace_times(trace: PersistedTrace) -> None:
