@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ranvier import CompletionState
+from ranvier import CompletionState, ForkOrigin, TraceStart
 from ranvier.ops.stores import count_traces
 from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
@@ -198,3 +200,33 @@ async def _import_many(store: PersistenceStore, start: int, count: int) -> None:
         for i in range(start, start + count)
     ]
     await asyncio.gather(*(store.import_trace(t) for t in traces))
+
+
+def test_backup_and_restore_keep_input_attempts_and_fork_origin(
+    cli: Cli, target: Target, tmp_path: Path
+) -> None:
+    start = TraceStart(circuit="orders", schematic_version="1", input={"qty": 2, "é": [1.5]})
+    forked = replace(
+        make_trace("bk-forked"), input={"qty": 1}, attempts=3,
+        forked_from=ForkOrigin(trace_id="bk-source", step=2),
+    )  # fmt: skip
+
+    async def work(store: PersistenceStore) -> None:
+        lease = await store.acquire_lease("bk-started", "w", 60_000, start=start)
+        assert lease is not None
+        await store.import_trace(forked)
+
+    target.with_store(work)
+    file = tmp_path / "start.jsonl.gz"
+    assert cli(target, "backup", "--out", str(file)).exit_code == 0
+    other = make_target("sqlite", tmp_path, "restored-start")
+    assert cli(other, "restore", "--in", str(file)).exit_code == 0
+
+    async def loaded(store: PersistenceStore) -> list[Any]:
+        return [await store.load("bk-started"), await store.load("bk-forked")]
+
+    started, again = other.with_store(loaded)
+    assert started is not None and (started.input, started.attempts) == (start.input, 1)
+    assert again is not None and (again.input, again.attempts) == ({"qty": 1}, 3)
+    assert again.forked_from == ForkOrigin(trace_id="bk-source", step=2)
+    assert _digests(other) == _digests(target)
