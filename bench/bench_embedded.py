@@ -28,8 +28,8 @@ from bench.common import Latency, latency_of, throughput, time_each, time_each_s
 from ranvier import InMemoryPersistenceStore, OutcomeKind, PersistenceEnvelope
 from ranvier.stores.base import PersistenceStore
 from ranvier.stores.sqlite import SqlitePersistenceStore
-from ranvier.stores.sqlite_conn import connect
-from ranvier.stores.sqlite_writer import SqliteDatabase
+from ranvier.stores.sqlite.connection import connect
+from ranvier.stores.sqlite.writer import SqliteDatabase
 
 CONCURRENCY = 64
 FLOOR_TABLE = """

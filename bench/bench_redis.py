@@ -21,7 +21,7 @@ import uuid
 from bench.common import Latency, latency_of, row, throughput
 from ranvier import PersistenceEnvelope
 from ranvier.stores.redis import RedisPersistenceStore
-from ranvier.stores.redis_scan import scan_all
+from ranvier.stores.redis.scan import scan_all
 
 CONCURRENCY = 64
 LOAD_EVENTS = 1000

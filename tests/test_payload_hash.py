@@ -9,9 +9,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ranvier import PersistenceEnvelope
-from ranvier.stores import rules
-from ranvier.stores.rules import validation
+from ranvier import PersistenceEnvelope, rules
+from ranvier.rules import validation
 
 # NUL and lone surrogates are refused (tests/contract/test_bad_input.py)
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))

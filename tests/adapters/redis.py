@@ -16,8 +16,8 @@ from typing import Any
 from ranvier import StoreUnavailable
 from ranvier.stores.base import PersistenceStore
 from ranvier.stores.redis import RedisPersistenceStore
-from ranvier.stores.redis_connect import client_from_url
-from ranvier.stores.redis_scan import scan_all
+from ranvier.stores.redis.connection import client_from_url
+from ranvier.stores.redis.scan import scan_all
 from tests.adapters import Opener
 from tests.redis.servers import shared_cluster
 from tests.servers import REDIS_START, REDIS_URL, server_missing

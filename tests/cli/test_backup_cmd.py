@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from ranvier import CompletionState, ForkOrigin, TraceStart
+from ranvier import CompletionState, ForkOrigin, TraceStart, rules
 from ranvier.ops.stores import count_traces
-from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
 from tests.cli.conftest import ADAPTERS, Cli, Target, assert_one_line_error, make_target, run
 from tests.cli.traces import make_trace

@@ -14,8 +14,8 @@ from ranvier import (
     OutcomeKind,
     PersistenceEnvelope,
     TraceCompleted,
+    rules,
 )
-from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
 from tests.contract.helpers import append_steps, envelope, must_load, new_trace_id, wait_past
 

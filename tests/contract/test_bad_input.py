@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from ranvier import CompletionState, InvalidInput, OutcomeKind, PersistenceEnvelope
-from ranvier.stores import rules
+from ranvier import CompletionState, InvalidInput, OutcomeKind, PersistenceEnvelope, rules
 from ranvier.stores.base import PersistenceStore
 from tests.contract.helpers import envelope, intervention, listed_ids, must_load, new_trace
 

@@ -13,8 +13,8 @@ from ranvier import (
     PersistedTrace,
     PersistenceEnvelope,
     RestoreConflict,
+    rules,
 )
-from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
 from tests.contract.helpers import envelope, intervention, must_load, new_trace, new_trace_id
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ranvier import CompletionState, TraceCompleted, TraceNotFound
-from ranvier.stores import rules
+from ranvier import CompletionState, TraceCompleted, TraceNotFound, rules
 from ranvier.stores.base import PersistenceStore
 from tests.contract.helpers import envelope, intervention, must_load, new_trace, new_trace_id
 

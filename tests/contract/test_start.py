@@ -17,8 +17,8 @@ from ranvier import (
     PersistedTrace,
     TraceStart,
     TraceStatus,
+    rules,
 )
-from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
 from tests.contract.helpers import envelope, must_load, new_trace, new_trace_id
 

@@ -36,8 +36,8 @@ from ranvier import (
     PersistenceEnvelope,
     TraceCompleted,
     TraceNotFound,
+    rules,
 )
-from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
 from tests.adapters import all_factories
 from tests.contract.helpers import all_pages

@@ -17,9 +17,9 @@ from ranvier import (
     TraceStart,
 )
 from ranvier.stores.postgres import PostgresPersistenceStore
-from ranvier.stores.postgres_pool import LINGER_SECONDS
-from ranvier.stores.postgres_schema import MIGRATIONS
-from ranvier.stores.postgres_sql import render, table_names
+from ranvier.stores.postgres.connection import LINGER_SECONDS
+from ranvier.stores.postgres.schema import MIGRATIONS
+from ranvier.stores.postgres.sql import render, table_names
 from tests.adapters.postgres import fresh_prefix
 from tests.contract.helpers import envelope, new_trace_id
 from tests.servers import POSTGRES_URL

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from ranvier import CompletionState, TraceStart
-from ranvier.stores import rules
+from ranvier import CompletionState, TraceStart, rules
 from ranvier.stores.postgres import PostgresPersistenceStore
-from ranvier.stores.postgres_leases import Acquisition
-from ranvier.stores.postgres_sql import table_names
+from ranvier.stores.postgres.leases import Acquisition
+from ranvier.stores.postgres.sql import table_names
 from tests.contract.helpers import envelope, new_trace_id
 
 START = TraceStart(circuit="orders", schematic_version="1.0", input={"n": 1})

@@ -9,8 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ranvier import CompletionState, Intervention, PersistedTrace, TraceStart
-from ranvier.stores import rules
+from ranvier import CompletionState, Intervention, PersistedTrace, TraceStart, rules
 from ranvier.stores.postgres import PostgresPersistenceStore
 from tests.contract.helpers import envelope
 from tests.postgres.conftest import create_database, database_url, drop_database

@@ -18,8 +18,8 @@ from ranvier import (
     open_store,
 )
 from ranvier.stores.postgres import PostgresPersistenceStore, from_url
-from ranvier.stores.postgres_schema import LATEST_VERSION, MIGRATIONS
-from ranvier.stores.postgres_sql import table_names
+from ranvier.stores.postgres.schema import LATEST_VERSION, MIGRATIONS
+from ranvier.stores.postgres.sql import table_names
 from tests.adapters.postgres import fresh_prefix, open_postgres
 from tests.contract.helpers import envelope, new_trace_id
 from tests.servers import POSTGRES_URL

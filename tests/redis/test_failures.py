@@ -10,8 +10,8 @@ from redis.exceptions import BusyLoadingError, ClusterDownError, TryAgainError
 
 from ranvier import Intervention, StoreUnavailable
 from ranvier.stores.redis import RedisPersistenceStore
-from ranvier.stores.redis_batch import translate
-from ranvier.stores.redis_connect import client_from_url
+from ranvier.stores.redis.batch import translate
+from ranvier.stores.redis.connection import client_from_url
 from tests.contract.helpers import envelope, must_load
 from tests.redis.conftest import trace_id
 from tests.redis.proxy import CuttingProxy

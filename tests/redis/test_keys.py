@@ -6,8 +6,8 @@ import pytest
 from redis.crc import key_slot
 
 from ranvier import CompletionState, Intervention, InvalidInput, Lease
-from ranvier.stores import redis_keys as k
 from ranvier.stores.redis import RedisPersistenceStore
+from ranvier.stores.redis import keys as k
 from tests.contract.helpers import envelope, must_load
 from tests.redis.conftest import trace_id
 from tests.redis.servers import RedisServer, cli

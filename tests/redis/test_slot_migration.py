@@ -14,8 +14,8 @@ import asyncio
 from redis.crc import key_slot
 
 from ranvier import StoreUnavailable
-from ranvier.stores import redis_keys as k
 from ranvier.stores.redis import RedisPersistenceStore
+from ranvier.stores.redis import keys as k
 from tests.adapters.redis import new_prefix
 from tests.contract.helpers import envelope, must_load
 from tests.redis.conftest import trace_id

@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio.connection import Connection
 
 from ranvier import ForkOrigin, RestoreConflict, TraceStart, TraceStatus
-from ranvier.stores import redis_codec as codec
-from ranvier.stores import redis_keys as k
 from ranvier.stores.redis import RedisPersistenceStore
+from ranvier.stores.redis import keys as k
+from ranvier.stores.redis import rows as codec
 from tests.contract.helpers import envelope, must_load
 from tests.redis.conftest import trace_id
 from tests.redis.proxy import CuttingProxy

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ranvier import CompletionState, open_store
-from ranvier.stores import redis_keys as k
 from ranvier.stores.redis import RedisPersistenceStore
-from ranvier.stores.redis_connect import client_from_url
+from ranvier.stores.redis import keys as k
+from ranvier.stores.redis.connection import client_from_url
 from tests.contract.helpers import envelope, must_load, wait_past
 from tests.redis.conftest import trace_id
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from ranvier import Intervention, TraceStart
-from ranvier.stores import redis_keys as k
 from ranvier.stores.redis import RedisPersistenceStore
+from ranvier.stores.redis import keys as k
 from tests.contract.helpers import envelope, must_load
 from tests.redis.conftest import trace_id
 

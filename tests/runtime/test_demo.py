@@ -1,4 +1,4 @@
-"""The main job: `python -m ranvier.demo` crashes, resumes and compensates (item 8)."""
+"""The main job: `python -m ranvier.cli.demo` crashes, resumes and compensates (item 8)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 @pytest.mark.timeout(120)
 def test_the_demo_shows_crash_resume_and_compensation(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ranvier.demo"],
+        [sys.executable, "-m", "ranvier.cli.demo"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

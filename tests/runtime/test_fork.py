@@ -15,8 +15,8 @@ from ranvier import (
     OutcomeKind,
     StepContext,
     TraceNotFound,
+    rules,
 )
-from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
 from tests.runtime.helpers import new_trace_id
 

@@ -5,8 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ranvier.stores import sqlite_sql as sql
-from ranvier.stores.sqlite import SqlitePersistenceStore
+from ranvier.stores.sqlite import SqlitePersistenceStore, sql
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,7 @@ import pytest
 
 from ranvier import CheckpointConflict, CircuitMismatch, LeaseLost, TraceCompleted
 from ranvier.model import CompletionState, PersistenceEnvelope
-from ranvier.stores import sqlite_sql as sql
-from ranvier.stores.sqlite import SqlitePersistenceStore
+from ranvier.stores.sqlite import SqlitePersistenceStore, sql
 from tests.contract.helpers import envelope, new_trace_id
 from tests.sqlite.helpers import trace_writes
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ranvier import CompletionState
-from ranvier.stores import sqlite_ops
 from ranvier.stores.sqlite import SqlitePersistenceStore
+from ranvier.stores.sqlite import writes as sqlite_ops
 from tests.contract.helpers import envelope, new_trace_id
 
 

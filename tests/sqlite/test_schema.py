@@ -22,7 +22,7 @@ from ranvier import (
 )
 from ranvier.model import now_ms
 from ranvier.stores.sqlite import SqlitePersistenceStore
-from ranvier.stores.sqlite_schema import (
+from ranvier.stores.sqlite.schema import (
     CODE_VERSION,
     MIGRATIONS,
     TRACES_VIEW_V1,

@@ -12,8 +12,7 @@ import pytest
 
 from ranvier import ForkOrigin, InvalidInput, RestoreConflict, TraceStart
 from ranvier.model import CompletionState
-from ranvier.stores import sqlite_sql as sql
-from ranvier.stores.sqlite import SqlitePersistenceStore
+from ranvier.stores.sqlite import SqlitePersistenceStore, sql
 from tests.contract.helpers import envelope, new_trace_id
 from tests.sqlite.helpers import trace_writes
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from ranvier import CheckpointConflict, StoreUnavailable, TraceNotFound
-from ranvier.stores import sqlite_writer
 from ranvier.stores.sqlite import SqlitePersistenceStore
-from ranvier.stores.sqlite_writer import SqliteDatabase
+from ranvier.stores.sqlite import writer as sqlite_writer
+from ranvier.stores.sqlite.writer import SqliteDatabase
 from tests.contract.helpers import envelope, new_trace_id
 
 

@@ -255,5 +255,5 @@ async def _cancel(url: str | None, trace_id: str) -> bool:
 
 def demo(store: StoreOption = None) -> None:
     """Run the demo pipeline: a crash, a resume and a compensation, step by step."""
-    module: Any = importlib.import_module("ranvier.demo")
+    module: Any = importlib.import_module("ranvier.cli.demo")
     raise typer.Exit(int(module.main(store)))

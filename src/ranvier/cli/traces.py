@@ -9,6 +9,7 @@ import orjson
 import typer
 from rich.table import Table
 
+from ranvier import rules
 from ranvier.cli._common import (
     EXIT_BAD_INPUT,
     JsonOption,
@@ -25,7 +26,6 @@ from ranvier.ops.codec import trace_to_dict
 from ranvier.ops.durations import parse_duration
 from ranvier.ops.stores import PAGE_SIZE, opened
 from ranvier.ops.timeline import compensation_failed, faults, iso, short, timeline
-from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
 
 app = typer.Typer(help="List traces and show one trace's timeline.", no_args_is_help=True)

@@ -25,7 +25,7 @@ _PG_VERSION = "SELECT max(version) FROM {table}"
 
 async def postgres_info(store: PersistenceStore) -> dict[str, Any]:
     """Tables of the store's prefix, schema version, partitions, pool and commit settings."""
-    from ranvier.stores.postgres_sql import table_names
+    from ranvier.stores.postgres.sql import table_names
 
     prefix: str = getattr(store, "table_prefix")  # noqa: B009 (adapter-specific)
     pool: Any = getattr(store, "pool")  # noqa: B009
@@ -56,7 +56,7 @@ async def postgres_info(store: PersistenceStore) -> dict[str, Any]:
 
 async def redis_info(store: PersistenceStore, url: str) -> dict[str, Any]:
     """Key shapes of the store's prefix and the server's persistence settings."""
-    from ranvier.stores.redis_keys import key_patterns
+    from ranvier.stores.redis.keys import key_patterns
 
     prefix = getattr(store, "prefix", None)
     info: dict[str, Any] = {
@@ -82,7 +82,7 @@ def sqlite_info(url: str) -> dict[str, Any]:
 
 
 def _read_sqlite_info(path: str) -> dict[str, Any]:
-    from ranvier.stores.sqlite_schema import stored_version
+    from ranvier.stores.sqlite.schema import stored_version
 
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:

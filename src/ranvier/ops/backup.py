@@ -15,11 +15,11 @@ from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
+from ranvier import rules
 from ranvier.errors import RestoreConflict
 from ranvier.model import PersistedTrace
 from ranvier.ops.backup_format import BackupReader, BackupSummary, BackupWriter
 from ranvier.ops.stores import iter_traces
-from ranvier.stores import rules
 from ranvier.stores.base import PersistenceStore
 
 Progress = Callable[[int], None]

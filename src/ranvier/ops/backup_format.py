@@ -24,10 +24,10 @@ from typing import Any, Self
 
 import orjson
 
+from ranvier import rules
 from ranvier.errors import BackupCorrupt, InvalidInput
 from ranvier.model import PersistedTrace, now_ms
 from ranvier.ops.codec import trace_from_dict, trace_to_dict
-from ranvier.stores import rules
 
 FORMAT_NAME = "ranvier-backup"
 FORMAT_VERSION = 1

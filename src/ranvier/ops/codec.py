@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ranvier import rules
 from ranvier.errors import InvalidInput
 from ranvier.model import (
     CompletionState,
@@ -17,7 +18,6 @@ from ranvier.model import (
     PersistedTrace,
     PersistenceEnvelope,
 )
-from ranvier.stores import rules
 
 
 def envelope_to_dict(event: PersistenceEnvelope) -> dict[str, Any]:

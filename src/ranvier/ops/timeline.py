@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ranvier import rules
 from ranvier.model import JSONValue, OutcomeKind, PersistedTrace
 from ranvier.runtime.compensation import COMPENSATION_FAILED
-from ranvier.stores import rules
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

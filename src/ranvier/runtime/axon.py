@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from ranvier.errors import CircuitMismatch, InvalidInput, TraceNotFound, TracePoisoned
 from ranvier.model import JSONValue, Lease, PersistedTrace, TraceStart, now_ms
+from ranvier.rules import validate_id, validate_positive
 from ranvier.runtime.checkpoint import CheckpointPolicy, RetryPolicy
 from ranvier.runtime.compensation import Compensator
 from ranvier.runtime.fork import fork_trace
@@ -19,7 +20,6 @@ from ranvier.runtime.plan import Migration, Plan, plan_fresh, plan_resume
 from ranvier.runtime.result import RunResult
 from ranvier.runtime.runner import RunConfig, Runner, StepSpec
 from ranvier.stores.base import PersistenceStore
-from ranvier.stores.rules import validate_id, validate_positive
 from ranvier.stores.url import open_store
 
 log = logging.getLogger("ranvier.runtime")

@@ -18,8 +18,8 @@ from ranvier.model import (
     PersistedTrace,
     PersistenceEnvelope,
 )
+from ranvier.rules import pending_intervention
 from ranvier.runtime.outcome import Outcome
-from ranvier.stores.rules import pending_intervention
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

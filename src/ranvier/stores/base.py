@@ -1,7 +1,7 @@
 """The store contract: what every persistence adapter promises.
 
 Each method's docstring states its rule; the rules themselves are pure functions in
-`ranvier.stores.rules`, and the shared conformance suite (`tests/contract/`) checks
+`ranvier.rules`, and the shared conformance suite (`tests/contract/`) checks
 every adapter against them.
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ranvier import rules
 from ranvier.errors import RestoreConflict, TraceNotFound
 from ranvier.model import (
     CompensationRecord,
@@ -26,7 +27,6 @@ from ranvier.model import (
     TraceSummary,
     now_ms,
 )
-from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.closing import ClosesOnExit
 

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ranvier import rules
 from ranvier.model import (
     CompletionState,
     ForkOrigin,
@@ -24,8 +25,7 @@ from ranvier.model import (
     TraceSummary,
     now_ms,
 )
-from ranvier.stores import rules
-from ranvier.stores import sqlite_sql as sql
+from ranvier.stores.sqlite import sql
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from ranvier.errors import InvalidInput, SchemaMismatch
-from ranvier.stores.postgres_sql import table_names
+from ranvier.stores.postgres.sql import table_names
 
 MAX_PARTITIONS = 1024
 _COMPLETIONS = "'success', 'fault', 'cancelled', 'compensated'"

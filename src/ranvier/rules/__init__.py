@@ -5,7 +5,7 @@ when a lease holds (`writes`), how listing and cursors work (`listing`), and wha
 trace must satisfy (`traces`) is decided here. Adapters use them as `rules.<name>`.
 """
 
-from ranvier.stores.rules.listing import (
+from ranvier.rules.listing import (
     COMPLETION_OF_STATUS,
     decode_cursor,
     encode_cursor,
@@ -14,7 +14,7 @@ from ranvier.stores.rules.listing import (
     validate_list_query,
     validate_status,
 )
-from ranvier.stores.rules.traces import (
+from ranvier.rules.traces import (
     PreparedStart,
     PreparedTrace,
     pending_intervention,
@@ -22,7 +22,7 @@ from ranvier.stores.rules.traces import (
     prepare_trace,
     trace_digest,
 )
-from ranvier.stores.rules.validation import (
+from ranvier.rules.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_BATCH_SIZE,
     MAX_ID_LENGTH,
@@ -40,7 +40,7 @@ from ranvier.stores.rules.validation import (
     validate_positive,
     validate_step,
 )
-from ranvier.stores.rules.writes import (
+from ranvier.rules.writes import (
     check_circuit,
     check_fence,
     check_open,

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from ranvier import rules
 from ranvier.errors import RestoreConflict, TraceNotFound
 from ranvier.model import (
     CompletionState,
@@ -21,9 +22,8 @@ from ranvier.model import (
     ResumeCursor,
     now_ms,
 )
-from ranvier.stores import rules
-from ranvier.stores import sqlite_sql as sql
-from ranvier.stores.sqlite_read import load_trace
+from ranvier.stores.sqlite import sql
+from ranvier.stores.sqlite.rows import load_trace
 
 
 def _state(conn: sqlite3.Connection, trace_id: str) -> Any:

@@ -36,8 +36,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ranvier.errors import StoreUnavailable
-from ranvier.stores.sqlite_batch import BatchRunner, Busy, Job, Outcome, copy_error
-from ranvier.stores.sqlite_conn import is_busy, translate_errors
+from ranvier.stores.sqlite.batch import BatchRunner, Busy, Job, Outcome, copy_error
+from ranvier.stores.sqlite.connection import is_busy, translate_errors
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]

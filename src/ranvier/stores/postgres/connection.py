@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from ranvier import rules
 from ranvier.errors import InvalidInput, SchemaMismatch, StoreUnavailable
-from ranvier.stores import rules
 
 _UNAVAILABLE = (
     OSError,  # refused, reset, unreachable (ConnectionError is a subclass)

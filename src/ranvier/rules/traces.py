@@ -19,7 +19,7 @@ from ranvier.model import (
     PersistenceEnvelope,
     TraceStart,
 )
-from ranvier.stores.rules.validation import (
+from ranvier.rules.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     PreparedEnvelope,
     encode_payload,

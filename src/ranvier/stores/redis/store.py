@@ -2,7 +2,7 @@
 
 Key shapes are in `redis_keys`, scripts in `redis_scripts`, record codecs in `redis_codec`,
 coalescing and error translation in `redis_batch`, SCAN walks in `redis_scan`. Every rule
-is decided by `ranvier.stores.rules`: a script that finds a reason to refuse writes
+is decided by `ranvier.rules`: a script that finds a reason to refuse writes
 nothing and returns what it found, and Python raises through the rule.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Self
 
+from ranvier import rules
 from ranvier.errors import RanvierError, RestoreConflict, TraceNotFound
 from ranvier.model import (
     CompletionState,
@@ -27,16 +28,15 @@ from ranvier.model import (
     TraceStatus,
     TraceSummary,
 )
-from ranvier.stores import redis_codec as codec
-from ranvier.stores import redis_keys as k
-from ranvier.stores import redis_scripts as lua
-from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.closing import ClosesOnExit
-from ranvier.stores.redis_batch import AnyRedis, Script, ScriptRunner, translate
-from ranvier.stores.redis_compensation import RedisCompensationIdempotencyStore, ttl_arg
-from ranvier.stores.redis_connect import client_from_url
-from ranvier.stores.redis_scan import ScanPosition, primaries, scan_all
+from ranvier.stores.redis import keys as k
+from ranvier.stores.redis import rows as codec
+from ranvier.stores.redis import scripts as lua
+from ranvier.stores.redis.batch import AnyRedis, Script, ScriptRunner, translate
+from ranvier.stores.redis.compensation import RedisCompensationIdempotencyStore, ttl_arg
+from ranvier.stores.redis.connection import client_from_url
+from ranvier.stores.redis.scan import ScanPosition, primaries, scan_all
 
 _APPEND, _RESUME = Script(lua.APPEND), Script(lua.RESUME)
 _COMPLETE, _INTERVENE = Script(lua.COMPLETE), Script(lua.INTERVENE)

@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
+from ranvier import rules
 from ranvier.errors import LeaseLost
 from ranvier.model import Lease, TraceStart
-from ranvier.stores import rules
-from ranvier.stores.postgres_batch import RETRY, GroupCommit, Result
-from ranvier.stores.postgres_pool import RETRYABLE, Connections
-from ranvier.stores.postgres_sql import Statements
+from ranvier.stores.postgres.batch import RETRY, GroupCommit, Result
+from ranvier.stores.postgres.connection import RETRYABLE, Connections
+from ranvier.stores.postgres.sql import Statements
 
 
 @dataclass(slots=True)

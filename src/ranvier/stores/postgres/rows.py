@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from ranvier import rules
 from ranvier.errors import RanvierError
 from ranvier.model import (
     CompletionState,
@@ -18,8 +19,7 @@ from ranvier.model import (
     PersistenceEnvelope,
     TraceSummary,
 )
-from ranvier.stores import rules
-from ranvier.stores.postgres_batch import RETRY, Result
+from ranvier.stores.postgres.batch import RETRY, Result
 
 Pending = tuple[rules.PreparedEnvelope, int | None]
 """An append waiting for group commit: the prepared envelope and its fencing token."""

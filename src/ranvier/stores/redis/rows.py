@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ranvier import rules
 from ranvier.model import (
     CompensationRecord,
     CompensationState,
@@ -21,7 +22,6 @@ from ranvier.model import (
     PersistenceEnvelope,
     TraceSummary,
 )
-from ranvier.stores import rules
 
 _KINDS = {kind.value: kind for kind in OutcomeKind}
 _new = object.__new__

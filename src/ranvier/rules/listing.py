@@ -6,7 +6,7 @@ import base64
 
 from ranvier.errors import InvalidInput
 from ranvier.model import CompletionState, TraceStatus
-from ranvier.stores.rules.validation import (
+from ranvier.rules.validation import (
     MAX_PAGE_SIZE,
     validate_id,
     validate_positive,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranvier.errors import RanvierError, StoreUnavailable
-from ranvier.stores.sqlite_conn import connect, is_busy, translate_errors
+from ranvier.stores.sqlite.connection import connect, is_busy, translate_errors
 
 _time_ns = time.time_ns
 

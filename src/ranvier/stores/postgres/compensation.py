@@ -8,10 +8,10 @@ from typing import Any
 
 import asyncpg
 
+from ranvier import rules
 from ranvier.model import CompensationRecord, CompensationState
-from ranvier.stores import rules
-from ranvier.stores.postgres_pool import Connections, checkout
-from ranvier.stores.postgres_sql import Statements
+from ranvier.stores.postgres.connection import Connections, checkout
+from ranvier.stores.postgres.sql import Statements
 
 PURGE_BATCH_SIZE = 1000
 

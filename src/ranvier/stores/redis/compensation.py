@@ -6,14 +6,14 @@ import asyncio
 import uuid
 from typing import Any
 
+from ranvier import rules
 from ranvier.errors import InvalidInput
 from ranvier.model import CompensationRecord, CompensationState
-from ranvier.stores import redis_keys as k
-from ranvier.stores import redis_scripts as lua
-from ranvier.stores import rules
-from ranvier.stores.redis_batch import AnyRedis, Script, ScriptRunner, translate
-from ranvier.stores.redis_codec import compensation_from_value
-from ranvier.stores.redis_scan import scan_all
+from ranvier.stores.redis import keys as k
+from ranvier.stores.redis import scripts as lua
+from ranvier.stores.redis.batch import AnyRedis, Script, ScriptRunner, translate
+from ranvier.stores.redis.rows import compensation_from_value
+from ranvier.stores.redis.scan import scan_all
 
 _CLAIM, _MARK = Script(lua.COMP_CLAIM), Script(lua.COMP_MARK)
 _RELEASE, _PURGE = Script(lua.COMP_RELEASE), Script(lua.COMP_PURGE)

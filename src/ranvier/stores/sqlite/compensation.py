@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ranvier import rules
 from ranvier.model import CompensationRecord, CompensationState, now_ms
-from ranvier.stores import rules
-from ranvier.stores import sqlite_sql as sql
-from ranvier.stores.sqlite_writer import SqliteDatabase
+from ranvier.stores.sqlite import sql
+from ranvier.stores.sqlite.writer import SqliteDatabase
 
 _PURGE_BATCH = 1000
 

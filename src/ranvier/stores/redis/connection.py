@@ -11,7 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from ranvier.errors import InvalidInput
-from ranvier.stores.redis_batch import AnyRedis
+from ranvier.stores.redis.batch import AnyRedis
 
 CLUSTER_SCHEME = "redis+cluster"
 DEFAULT_PORT = 6379

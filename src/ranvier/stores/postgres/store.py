@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from ranvier import rules
 from ranvier.errors import InvalidInput, RanvierError, RestoreConflict, TraceNotFound
 from ranvier.model import (
     CompletionState,
@@ -30,13 +31,11 @@ from ranvier.model import (
     TraceStart,
     TraceStatus,
 )
-from ranvier.stores import rules
 from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.closing import ClosesOnExit
-from ranvier.stores.postgres_batch import RETRY, GroupCommit, Result
-from ranvier.stores.postgres_compensations import PostgresCompensationIdempotencyStore
-from ranvier.stores.postgres_leases import PostgresLeases
-from ranvier.stores.postgres_pool import (
+from ranvier.stores.postgres.batch import RETRY, GroupCommit, Result
+from ranvier.stores.postgres.compensation import PostgresCompensationIdempotencyStore
+from ranvier.stores.postgres.connection import (
     RETRYABLE,
     Connections,
     PoolOptions,
@@ -44,7 +43,8 @@ from ranvier.stores.postgres_pool import (
     create_pool,
     translate,
 )
-from ranvier.stores.postgres_rows import (
+from ranvier.stores.postgres.leases import PostgresLeases
+from ranvier.stores.postgres.rows import (
     Pending,
     append_document,
     append_one_arguments,
@@ -56,8 +56,8 @@ from ranvier.stores.postgres_rows import (
     summary_from_row,
     trace_from_row,
 )
-from ranvier.stores.postgres_schema import drop_schema, ensure_schema, validate_partitions
-from ranvier.stores.postgres_sql import DEFAULT_PREFIX, render, validate_prefix
+from ranvier.stores.postgres.schema import drop_schema, ensure_schema, validate_partitions
+from ranvier.stores.postgres.sql import DEFAULT_PREFIX, render, validate_prefix
 
 __all__ = ["PostgresCompensationIdempotencyStore", "PostgresPersistenceStore", "from_url"]
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ranvier import rules
 from ranvier.errors import InvalidInput
 from ranvier.model import (
     CompletionState,
@@ -27,16 +28,15 @@ from ranvier.model import (
     TraceStatus,
     now_ms,
 )
-from ranvier.stores import rules
-from ranvier.stores import sqlite_ops as ops
-from ranvier.stores import sqlite_read as read
-from ranvier.stores import sqlite_sql as sql
 from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.closing import ClosesOnExit
-from ranvier.stores.sqlite_compensation import SqliteCompensationIdempotencyStore
-from ranvier.stores.sqlite_conn import SYNCHRONOUS_MODES
-from ranvier.stores.sqlite_schema import migrate
-from ranvier.stores.sqlite_writer import SqliteDatabase
+from ranvier.stores.sqlite import rows as read
+from ranvier.stores.sqlite import sql
+from ranvier.stores.sqlite import writes as ops
+from ranvier.stores.sqlite.compensation import SqliteCompensationIdempotencyStore
+from ranvier.stores.sqlite.connection import SYNCHRONOUS_MODES
+from ranvier.stores.sqlite.schema import migrate
+from ranvier.stores.sqlite.writer import SqliteDatabase
 
 __all__ = ["SqliteCompensationIdempotencyStore", "SqlitePersistenceStore", "from_url"]
 

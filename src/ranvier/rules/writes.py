@@ -10,7 +10,7 @@ from ranvier.errors import (
     TraceCompleted,
 )
 from ranvier.model import CompletionState, PersistenceEnvelope
-from ranvier.stores.rules.validation import validate_id, validate_positive, validate_step
+from ranvier.rules.validation import validate_id, validate_positive, validate_step
 
 # --- the rules of a write ---------------------------------------------------------
 

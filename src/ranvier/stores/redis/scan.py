@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
+from ranvier import rules
 from ranvier.errors import InvalidInput
-from ranvier.stores import rules
-from ranvier.stores.redis_batch import AnyRedis, translate
+from ranvier.stores.redis.batch import AnyRedis, translate
 
 SCAN_COUNT = 500
 
