@@ -61,3 +61,8 @@ class TraceBusy(RanvierError):
 class TracePoisoned(RanvierError):
     """The trace was started or resumed too many times without completing; it is no longer
     resumed automatically. Fix the cause, then fork it, cancel it, or resume it with force."""
+
+
+class SchemaMissing(RanvierError):
+    """No ranvier schema is stored here; create it with `ranvier schema ensure` (or open
+    the store with ensure_schema=True)."""

@@ -205,3 +205,29 @@ class CompensationRecord:
     state: CompensationState
     claimed_at_ms: int
     compensated_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreDescription:
+    """What a store says about itself (`describe()`), for operators and `doctor`."""
+
+    adapter: str
+    location: str
+    """Where the data lives: the file, or the URL with its password masked."""
+    schema_version: int | None
+    """The schema version stored; None when nothing was created yet."""
+    latest_schema_version: int | None
+    """The version this ranvier writes (None where the store has no versioned schema)."""
+    objects: tuple[str, ...]
+    """The tables (SQL) or key patterns (Redis) the store uses."""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """Durability and sizing settings `doctor` judges (synchronous, pool size...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseToken:
+    """The last fencing token handed out for a trace (backed up so that a restored
+    store never hands out a token at or below one already used)."""
+
+    trace_id: str
+    token: int

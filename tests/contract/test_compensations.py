@@ -116,20 +116,27 @@ async def test_list_unfinished_lists_claims_oldest_first(
     assert [r.key for r in await comp.list_unfinished(limit=1)] == [keys[0]]
 
 
-async def test_purge_older_than_removes_keys_claimed_before_the_cutoff(
+async def test_purge_removes_only_finished_keys_and_never_an_unfinished_claim(
     store: PersistenceStore, comp: CompensationIdempotencyStore
 ) -> None:
     old_claimed, old_done = _key("oc"), _key("od")
-    await comp.claim(old_claimed)
+    await comp.claim(old_claimed)  # its hook never finished: must survive any purge
     await comp.mark_compensated(old_done)
     cutoff = await store.now_ms()
     await wait_past(store, cutoff)
     recent = _key("r")
-    await comp.claim(recent)
-    assert await comp.purge_older_than_ms(cutoff + 1) == 2
-    assert await comp.get(old_claimed) is None and await comp.get(old_done) is None
+    await comp.mark_compensated(recent)
+    assert await comp.count_older_than_ms(cutoff + 1) == 1
+    assert await comp.purge_older_than_ms(cutoff + 1) == 1
+    assert await comp.get(old_done) is None
+    claim = await comp.get(old_claimed)
+    assert claim is not None and claim.state is CompensationState.CLAIMED
     assert await comp.get(recent) is not None
     assert await comp.purge_older_than_ms(cutoff + 1) == 0
+    assert await comp.claim(old_claimed) is False  # the hook cannot run a second time
+    far = await store.now_ms() + 10**9
+    assert await comp.purge_older_than_ms(far) == 1  # recent, finished
+    assert [r.key for r in await comp.list_unfinished()] == [old_claimed]
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256, "a\x00b"])

@@ -5,6 +5,15 @@ when a lease holds (`writes`), how listing and cursors work (`listing`), and wha
 trace must satisfy (`traces`) is decided here. Adapters use them as `rules.<name>`.
 """
 
+from ranvier.rules.ledger import (
+    COUNTED_STATUSES,
+    full_counts,
+    masked_url,
+    merged_record,
+    page_after,
+    validate_record,
+    validate_token,
+)
 from ranvier.rules.listing import (
     COMPLETION_OF_STATUS,
     decode_cursor,
@@ -20,12 +29,14 @@ from ranvier.rules.traces import (
     pending_intervention,
     prepare_start,
     prepare_trace,
+    restore_is_new,
     trace_digest,
 )
 from ranvier.rules.validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_BATCH_SIZE,
     MAX_ID_LENGTH,
+    MAX_INT,
     MAX_JSON_DEPTH,
     MAX_PAGE_SIZE,
     PreparedEnvelope,
@@ -54,9 +65,11 @@ from ranvier.rules.writes import (
 
 __all__ = [
     "COMPLETION_OF_STATUS",
+    "COUNTED_STATUSES",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "MAX_BATCH_SIZE",
     "MAX_ID_LENGTH",
+    "MAX_INT",
     "MAX_JSON_DEPTH",
     "MAX_PAGE_SIZE",
     "PreparedEnvelope",
@@ -73,14 +86,19 @@ __all__ = [
     "decode_payload",
     "encode_cursor",
     "encode_payload",
+    "full_counts",
     "is_identical_reappend",
     "lease_is_live",
+    "masked_url",
+    "merged_record",
+    "page_after",
     "payload_digest",
     "pending_intervention",
     "prepare_envelope",
     "prepare_intervention",
     "prepare_start",
     "prepare_trace",
+    "restore_is_new",
     "status_matches",
     "trace_digest",
     "trace_status",
@@ -89,6 +107,8 @@ __all__ = [
     "validate_lease_request",
     "validate_list_query",
     "validate_positive",
+    "validate_record",
     "validate_status",
     "validate_step",
+    "validate_token",
 ]

@@ -10,7 +10,7 @@ from typing import Any, overload
 
 import orjson
 
-from ranvier.errors import InvalidInput
+from ranvier.errors import InvalidInput, RestoreConflict
 from ranvier.model import (
     ForkOrigin,
     Intervention,
@@ -188,3 +188,16 @@ def _check_trace_times(trace: PersistedTrace) -> None:
     if trace.completion is not None:
         validate_completion(trace.completion)
         validate_step(trace.completed_at_ms, what="completed_at_ms")
+
+
+def restore_is_new(existing: PersistedTrace | None, incoming: PersistedTrace) -> bool:
+    """For `import_trace`: True to write `incoming`, False when the same trace is stored
+    already; a different one under the id is `RestoreConflict`."""
+    if existing is None:
+        return True
+    if trace_digest(existing) == trace_digest(incoming):
+        return False
+    raise RestoreConflict(
+        f"trace {incoming.trace_id!r} is already stored with different content; "
+        "delete it first to restore the backup's version"
+    )

@@ -102,11 +102,17 @@ def validate_id(what: str, value: object) -> str:
     return value
 
 
+MAX_INT = (1 << 63) - 1
+"""The largest step, timestamp, token or count any store keeps (a signed 64-bit int)."""
+
+
 def validate_step(step: object, *, what: str = "step", minimum: int = 0) -> int:
     if type(step) is not int:
         raise InvalidInput(f"{what} must be an int, got {type(step).__name__}")
     if step < minimum:
         raise InvalidInput(f"{what} must be >= {minimum}, got {step}")
+    if step > MAX_INT:
+        raise InvalidInput(f"{what} must be at most 2**63 - 1 ({MAX_INT}), got {step}")
     return step
 
 
@@ -285,7 +291,7 @@ def check_envelope(
     if type(value) is not str or value not in known:
         validate_id("schematic_version", value)
     value = envelope.step
-    if type(value) is not int or value < 0:
+    if type(value) is not int or value < 0 or value > MAX_INT:
         validate_step(value)
     value = envelope.node_id
     if value is not None and (type(value) is not str or value not in known):
@@ -298,7 +304,7 @@ def check_envelope(
             names = ", ".join(k.value for k in OutcomeKind)
             raise InvalidInput(f"outcome_kind {kind!r} is not one of {names}") from None
     value = envelope.timestamp_ms
-    if type(value) is not int or value < 0:
+    if type(value) is not int or value < 0 or value > MAX_INT:
         validate_step(value, what="timestamp_ms")
     payload = envelope.payload
     if payload is None:

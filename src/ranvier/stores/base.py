@@ -7,6 +7,7 @@ every adapter against them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -16,9 +17,11 @@ from ranvier.model import (
     CompletionState,
     Intervention,
     Lease,
+    LeaseToken,
     PersistedTrace,
     PersistenceEnvelope,
     ResumeCursor,
+    StoreDescription,
     TracePage,
     TraceStart,
     TraceStatus,
@@ -70,8 +73,29 @@ class CompensationIdempotencyStore(Protocol):
         """Claims whose hook never finished, oldest first."""
         ...
 
+    async def list_records(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[CompensationRecord]:
+        """Every record (claimed or compensated) with a key greater than `after`, in key
+        order, at most `limit` (backups page through the ledger with it)."""
+        ...
+
+    async def import_record(self, record: CompensationRecord) -> bool:
+        """Store a backed-up record (restore); True if it changed the ledger.
+
+        A record never goes backwards: a compensated key stays compensated, an absent or
+        claimed one takes the record's state and times.
+        """
+        ...
+
+    async def count_older_than_ms(self, cutoff_ms: int) -> int:
+        """How many keys `purge_older_than_ms(cutoff_ms)` would delete (a dry run)."""
+        ...
+
     async def purge_older_than_ms(self, cutoff_ms: int) -> int:
-        """Delete keys claimed before `cutoff_ms` (unix ms); returns how many."""
+        """Delete compensated keys whose hook finished before `cutoff_ms` (unix ms);
+        returns how many. A claim whose hook never finished is never purged (nor expires):
+        it stays until an operator releases or marks it, so its hook cannot run twice."""
         ...
 
 
@@ -158,8 +182,45 @@ class PersistenceStore(Protocol):
         """
         ...
 
-    async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
-        """Delete traces completed before `cutoff_ms` with all their rows, in batches."""
+    async def purge_completed(
+        self, cutoff_ms: int, *, batch_size: int = 500, limit: int | None = None
+    ) -> int:
+        """Delete traces completed before `cutoff_ms` with all their rows, in batches.
+
+        `limit`: delete at most that many (the earliest completed first), so a caller can
+        pace a large purge and report its progress.
+        """
+        ...
+
+    async def count_traces_by_status(self) -> Mapping[TraceStatus, int]:
+        """How many traces are in each status (running, interrupted, succeeded, faulted,
+        compensated, cancelled; zeros included), counted in the store, never by loading."""
+        ...
+
+    async def count_completed_before(self, cutoff_ms: int) -> int:
+        """How many traces `purge_completed(cutoff_ms)` would delete (a dry run)."""
+        ...
+
+    async def load_many(self, trace_ids: Sequence[str]) -> list[PersistedTrace]:
+        """The stored traces among `trace_ids` (missing ones left out), in one round trip
+        where the backend allows (backups)."""
+        ...
+
+    async def describe(self) -> StoreDescription:
+        """What the store is: schema version, tables or key patterns, settings (read-only;
+        an empty store reports `schema_version=None`, not an error)."""
+        ...
+
+    async def list_lease_tokens(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[LeaseToken]:
+        """The last fencing token of every trace that ever had a lease, with a trace id
+        greater than `after`, in trace id order (backups)."""
+        ...
+
+    async def raise_lease_token(self, trace_id: str, token: int) -> None:
+        """Make every later acquisition of the trace's lease get a token above `token`
+        (restore). Never lowers a token; a live lease under a lower token is lost."""
         ...
 
     async def delete(self, trace_id: str) -> bool:

@@ -7,10 +7,12 @@ caller mutating its object afterwards cannot change what was stored.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from ranvier import rules
-from ranvier.errors import RestoreConflict, TraceNotFound
+from ranvier.errors import TraceNotFound
 from ranvier.model import (
     CompensationRecord,
     CompensationState,
@@ -18,9 +20,11 @@ from ranvier.model import (
     ForkOrigin,
     Intervention,
     Lease,
+    LeaseToken,
     PersistedTrace,
     PersistenceEnvelope,
     ResumeCursor,
+    StoreDescription,
     TracePage,
     TraceStart,
     TraceStatus,
@@ -121,12 +125,35 @@ class InMemoryCompensationIdempotencyStore:
         unfinished.sort(key=lambda r: (r.claimed_at_ms, r.key))
         return unfinished[:limit]
 
-    async def purge_older_than_ms(self, cutoff_ms: int) -> int:
+    def _purgeable(self, cutoff_ms: int) -> list[str]:
         rules.validate_step(cutoff_ms, what="cutoff_ms")
-        old = [k for k, r in self._records.items() if r.claimed_at_ms < cutoff_ms]
+        return [
+            k
+            for k, r in self._records.items()
+            if r.compensated_at_ms is not None and r.compensated_at_ms < cutoff_ms
+        ]
+
+    async def count_older_than_ms(self, cutoff_ms: int) -> int:
+        return len(self._purgeable(cutoff_ms))
+
+    async def purge_older_than_ms(self, cutoff_ms: int) -> int:
+        old = self._purgeable(cutoff_ms)
         for key in old:
             del self._records[key]
         return len(old)
+
+    async def list_records(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[CompensationRecord]:
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+        return [self._records[k] for k in rules.page_after(self._records, after, limit)]
+
+    async def import_record(self, record: CompensationRecord) -> bool:
+        merged = rules.merged_record(self._records.get(record.key), record)
+        if merged is None:
+            return False
+        self._records[merged.key] = merged
+        return True
 
 
 class InMemoryPersistenceStore(ClosesOnExit):
@@ -301,14 +328,25 @@ class InMemoryPersistenceStore(ClosesOnExit):
                 return TracePage(items=tuple(items), next_cursor=rules.encode_cursor(trace_id))
         return TracePage(items=tuple(items), next_cursor=None)
 
-    async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
+    def _completed_before(self, cutoff_ms: int) -> list[str]:
         rules.validate_step(cutoff_ms, what="cutoff_ms")
-        rules.validate_positive("batch_size", batch_size, maximum=rules.MAX_BATCH_SIZE)
-        old = [
-            trace_id
+        done = [
+            (trace.completed_at_ms, trace_id)
             for trace_id, trace in self._traces.items()
             if trace.completed_at_ms is not None and trace.completed_at_ms < cutoff_ms
         ]
+        return [trace_id for _, trace_id in sorted(done)]
+
+    async def count_completed_before(self, cutoff_ms: int) -> int:
+        return len(self._completed_before(cutoff_ms))
+
+    async def purge_completed(
+        self, cutoff_ms: int, *, batch_size: int = 500, limit: int | None = None
+    ) -> int:
+        rules.validate_positive("batch_size", batch_size, maximum=rules.MAX_BATCH_SIZE)
+        if limit is not None:
+            rules.validate_positive("limit", limit)
+        old = self._completed_before(cutoff_ms)[:limit]
         for trace_id in old:
             del self._traces[trace_id]
             self._leases.pop(trace_id, None)
@@ -319,17 +357,45 @@ class InMemoryPersistenceStore(ClosesOnExit):
         self._leases.pop(trace_id, None)
         return self._traces.pop(trace_id, None) is not None
 
+    async def count_traces_by_status(self) -> dict[TraceStatus, int]:
+        now = now_ms()
+        tally = Counter(self._summary(t, trace, now).status for t, trace in self._traces.items())
+        return rules.full_counts(tally)
+
+    async def load_many(self, trace_ids: Sequence[str]) -> list[PersistedTrace]:
+        loaded = [await self.load(trace_id) for trace_id in trace_ids]
+        return [trace for trace in loaded if trace is not None]
+
+    async def describe(self) -> StoreDescription:
+        return StoreDescription(
+            adapter=self.adapter,
+            location="memory://",
+            schema_version=None,
+            latest_schema_version=None,
+            objects=(),
+            settings={"durable": False},
+        )
+
+    async def list_lease_tokens(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[LeaseToken]:
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+        ids = rules.page_after(self._leases, after, limit)
+        return [LeaseToken(trace_id=t, token=self._leases[t].token) for t in ids]
+
+    async def raise_lease_token(self, trace_id: str, token: int) -> None:
+        rules.validate_token(LeaseToken(trace_id=trace_id, token=token))
+        row = self._leases.get(trace_id)
+        if row is None:
+            self._leases[trace_id] = _LeaseRow(None, token, 0)
+        elif row.token < token:
+            row.holder, row.token, row.expires_at_ms = None, token, 0
+
     async def import_trace(self, trace: PersistedTrace) -> bool:
         prepared = rules.prepare_trace(trace, max_payload_bytes=self._max_payload_bytes)
         trace = prepared.trace
-        existing = await self.load(trace.trace_id)
-        if existing is not None:
-            if rules.trace_digest(existing) == rules.trace_digest(trace):
-                return False
-            raise RestoreConflict(
-                f"trace {trace.trace_id!r} is already stored with different content; "
-                "delete it first to restore the backup's version"
-            )
+        if not rules.restore_is_new(await self.load(trace.trace_id), trace):
+            return False
         row = _Trace(
             circuit=trace.circuit,
             schematic_version=trace.schematic_version,
