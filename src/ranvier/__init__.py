@@ -64,7 +64,7 @@ from ranvier.stores.base import CompensationIdempotencyStore, PersistenceStore, 
 from ranvier.stores.memory import InMemoryCompensationIdempotencyStore, InMemoryPersistenceStore
 from ranvier.stores.url import open_store
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Adapters with optional drivers load on first use, so `import ranvier` needs no extra.
 _LAZY = {

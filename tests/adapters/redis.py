@@ -51,6 +51,7 @@ def _factory(url_of: Callable[[], str]) -> Callable[[Any, Path], Any]:
         async def opener() -> PersistenceStore:
             try:
                 store = await RedisPersistenceStore.connect(url, prefix=prefix)
+                await store.ensure_schema()
             except StoreUnavailable as exc:
                 server_missing("Redis", url, exc, REDIS_START)
                 raise

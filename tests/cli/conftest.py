@@ -66,7 +66,15 @@ class Target:
 
 
 def _sqlite(tmp_path: Path, label: str) -> Target:
-    return Target("sqlite", f"sqlite:///{tmp_path / (label + '.db')}")
+    """A store file with its schema, as an application that writes there leaves it."""
+    target = Target("sqlite", f"sqlite:///{tmp_path / (label + '.db')}")
+
+    async def create() -> None:
+        store = await open_store(target.url)
+        await store.close()
+
+    asyncio.run(create())
+    return target
 
 
 def _postgres(label: str) -> Target:
@@ -161,15 +169,26 @@ def _reset_store_options() -> Iterator[None]:
     set_default_options({})
 
 
+class _Result(Result):
+    """click 8.1's result with stderr kept apart (`stdout`, `stderr`), and `output`
+    holding both, as a terminal shows them."""
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
 class Cli:
     def __init__(self) -> None:
-        self.runner = CliRunner()
+        self.runner = CliRunner(mix_stderr=False)  # click 8.1 (pinned: see pyproject)
 
     def __call__(
         self, target: Target | None, *args: str, env: dict[str, str] | None = None
     ) -> Result:
         full_env = {**(target.env if target else QUIET), **(env or {})}
-        return self.runner.invoke(app, list(args), env=full_env)
+        result = self.runner.invoke(app, list(args), env=full_env)
+        result.__class__ = _Result
+        return result
 
 
 @pytest.fixture

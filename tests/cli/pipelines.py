@@ -46,3 +46,14 @@ failing_hook = (
 )
 broken = App(pipelines=[faulty, failing_hook])
 fixed = App(pipelines=[faulty, failing_hook], resources={"fixed": True})
+
+REFUNDED: list[str] = []
+
+
+def refund_ok(context: CompensationContext) -> None:
+    REFUNDED.append(context.trace_id)
+
+
+hook_fixed = App(
+    pipelines=[Axon("cli-hook", version="1.0", compensation=refund_ok).then(validate).then(pack)]
+)

@@ -78,7 +78,7 @@ def test_verify_reports_missing_and_different_traces(
         await store.complete("bk-002", CompletionState.CANCELLED)
 
     target.with_store(drift)
-    result = cli(target, "verify", str(file), "--json")
+    result = cli(target, "verify", str(file), "--store", target.url, "--json")
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert (report["ok"], report["missing"], report["different"]) == (False, ["bk-000"], ["bk-002"])
@@ -181,7 +181,7 @@ def test_ten_thousand_traces_move_between_adapters(cli: Cli, tmp_path: Path) -> 
         restored = cli(destination, "restore", "--in", str(file), "--json")
         assert restored.exit_code == 0, restored.output
         assert json.loads(restored.stdout)["written"] == 10_000
-        verified = cli(destination, "verify", str(file), "--json")
+        verified = cli(destination, "verify", str(file), "--store", destination.url, "--json")
         assert verified.exit_code == 0, verified.output
         assert json.loads(verified.stdout)["matched"] == 10_000
     finally:

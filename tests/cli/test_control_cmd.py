@@ -88,7 +88,7 @@ def test_recover_resumes_known_circuits_and_reports_unknown(cli: Cli, target: Ta
     assert all(_completion(target, t) is CompletionState.SUCCESS for t in ("r1", "r2", "r3"))
     assert _completion(target, "stranger") is None
     again = cli(target, "recover", "--app", APP)
-    assert "0 resumed" in again.stdout
+    assert "0 resumed" in again.stdout and again.exit_code == 0
 
 
 def test_intervene_then_resume_runs_the_override(cli: Cli, target: Target) -> None:
@@ -111,7 +111,8 @@ def test_intervene_rejects_bad_json_and_unknown_traces(cli: Cli, target: Target)
     _interrupt(target, "steer")
     bad = cli(target, "intervene", "steer", "--node", "charge", "--payload", "{amount: 1}")
     assert_one_line_error(bad, 2, "--payload is not JSON")
-    assert_one_line_error(cli(target, "intervene", "ghost", "--node", "charge"), 5, "ghost")
+    ghost = cli(target, "intervene", "ghost", "--node", "charge", "--payload", "{}")
+    assert_one_line_error(ghost, 5, "ghost")
 
 
 def test_cancel_completes_as_cancelled_once(cli: Cli, target: Target) -> None:
@@ -155,3 +156,31 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_intervene_checks_the_step_with_app_and_needs_a_payload(cli: Cli, target: Target) -> None:
+    _interrupt(target, "steer-1")
+    unknown = cli(target, "intervene", "steer-1", "--node", "chrage", "--payload", "{}",
+                  "--app", APP)  # fmt: skip
+    assert_one_line_error(unknown, 2, "no step named 'chrage'")
+    missing = cli(target, "intervene", "steer-1", "--node", "charge")
+    assert_one_line_error(missing, 2, "--payload null")
+    null = cli(target, "intervene", "steer-1", "--node", "charge", "--payload", "null",
+               "--app", APP)  # fmt: skip
+    assert null.exit_code == 0, null.output
+
+    async def pending(store: PersistenceStore) -> object:
+        from ranvier.rules import pending_intervention
+
+        trace = await store.load("steer-1")
+        assert trace is not None
+        return pending_intervention(trace)
+
+    assert target.with_store(pending) is not None
+    cleared = cli(target, "intervene", "steer-1", "--clear", "--json")
+    assert cleared.exit_code == 0 and json.loads(cleared.stdout)["cleared"] is True
+    assert target.with_store(pending) is None
+    again = cli(target, "intervene", "steer-1", "--clear")
+    assert "no pending intervention" in again.stdout
+    resumed = cli(target, "resume", "steer-1", "--app", APP, "--json")
+    assert json.loads(resumed.stdout)["steps_run"] == 2  # after validate, as if never steered

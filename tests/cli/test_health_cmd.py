@@ -25,14 +25,14 @@ def test_schema_ensure_is_idempotent_and_show_reports_it(cli: Cli, target: Targe
         assert made.exit_code == 0, made.output
     info = json.loads(cli(target, "schema", "show", "--json").stdout)
     assert info["adapter"] == target.name
+    assert info["schema_version"] == info["latest_schema_version"] >= 1
     if target.name == "redis":
-        assert any(p.endswith(":state") for p in info["key_patterns"])
+        assert any(p.endswith(":state") for p in info["objects"])
         # the compensation keys as the adapter really names them
-        assert any(":compensation:{" in p for p in info["key_patterns"]), info["key_patterns"]
-        assert set(info["persistence"]) >= {"appendonly", "save"}
+        assert any(":compensation:" in p for p in info["objects"]), info["objects"]
+        assert set(info["settings"]) >= {"appendonly", "appendfsync", "save"}
     else:
-        assert info["schema_version"] >= 1
-        assert any(t.endswith("_events") for t in info["tables"])
+        assert any(t.endswith("_events") for t in info["objects"])
 
 
 def test_partitions_are_refused_where_there_are_none(cli: Cli, target: Target) -> None:
@@ -40,7 +40,7 @@ def test_partitions_are_refused_where_there_are_none(cli: Cli, target: Target) -
     if target.name == "postgres":
         assert result.exit_code == 0, result.output
         info = json.loads(cli(target, "schema", "show", "--json").stdout)
-        assert info["partitions"] == 4
+        assert info["settings"]["partitions"] == 4
     else:
         assert_one_line_error(result, 2, "PostgreSQL only")
 
@@ -53,7 +53,8 @@ def test_doctor_passes_on_a_reachable_store(cli: Cli, target: Target) -> None:
     assert checks["connectivity"]["level"] == "ok"
     assert checks["schema"]["level"] == "ok"
     if target.name == "postgres":
-        assert "max_size=" in checks["pool"]["detail"]
+        assert "server max_connections" in checks["pool"]["detail"]
+        assert checks["durability"]["detail"] == "synchronous_commit=on"
     if target.name == "redis":  # the shared test server runs without persistence
         assert checks["durability"]["level"] == "warn"
         assert "resume after a crash is impossible" in checks["durability"]["detail"]
@@ -70,12 +71,16 @@ def test_doctor_warns_about_the_memory_store(cli: Cli) -> None:
 @pytest.mark.parametrize("adapter", sorted(UNREACHABLE))
 def test_an_unreachable_store_is_one_line_and_exit_3(cli: Cli, adapter: str) -> None:
     url = UNREACHABLE[adapter]
-    assert_one_line_error(cli(None, "traces", "list", "--store", url), 3)
     doctor = cli(None, "doctor", "--store", url, "--json")
     assert doctor.exit_code == 1
-    assert json.loads(doctor.stdout) == [
-        {"name": "connectivity", "level": "fail", "detail": json.loads(doctor.stdout)[0]["detail"]}
-    ]
+    checks = json.loads(doctor.stdout)
+    if adapter == "sqlite":  # a path that does not exist: a missing store, created by nothing
+        assert_one_line_error(cli(None, "traces", "list", "--store", url), 11)
+        failed = [c for c in checks if c["level"] == "fail"]
+        assert [c["name"] for c in failed] == ["schema"]
+        return
+    assert_one_line_error(cli(None, "traces", "list", "--store", url), 3)
+    assert checks == [{"name": "connectivity", "level": "fail", "detail": checks[0]["detail"]}]
 
 
 @pytest.mark.parametrize(
@@ -145,8 +150,62 @@ def test_demo_runs_on_a_sqlite_store(cli: Cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_schema_show_on_a_missing_sqlite_directory_is_one_line_and_exit_3(
+def test_schema_show_on_a_missing_sqlite_directory_is_one_line_and_exit_11(
     cli: Cli, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path}/no-such-dir/x.db"
-    assert_one_line_error(cli(None, "schema", "show", "--store", url), 3, "no-such-dir")
+    assert_one_line_error(cli(None, "schema", "show", "--store", url), 11, "no-such-dir")
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["traces", "list"],
+        ["traces", "show", "t-1"],
+        ["backup", "--out", "b.jsonl.gz"],
+        ["purge", "--older-than", "1d", "--dry-run"],
+        ["compensations", "list"],
+    ],
+)
+def test_a_read_only_command_on_a_missing_store_creates_nothing(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli(None, *args, "--store", "sqlite:///prod.bd")  # a typo
+    assert_one_line_error(result, 11, "no ranvier schema")
+    assert "ranvier schema ensure" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_doctor_in_an_empty_directory_reports_the_missing_schema_and_creates_nothing(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli(None, "doctor", "--json", env={"RANVIER_STORE_URL": ""})
+    assert result.exit_code == 1, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert checks["schema"]["level"] == "fail" and "schema ensure" in checks["schema"]["detail"]
+    assert "connectivity" not in checks or checks["connectivity"]["level"] == "ok"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_commands_on_a_mistyped_prefix_say_so(cli: Cli, target: Target) -> None:
+    if target.name == "sqlite":
+        return  # the file case is above
+    option = "table_prefix=typo_prefix" if target.name == "postgres" else "prefix=ranvier:typo"
+    result = cli(target, "traces", "list", "-o", option)
+    assert_one_line_error(result, 11, "no ranvier schema")
+    doctor = cli(target, "doctor", "-o", option, "--json")
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert checks["schema"]["level"] == "fail"
+
+
+def test_version_verify_alone_and_demo_ignore_the_environment(
+    cli: Cli, target: Target, tmp_path: Path
+) -> None:
+    version = cli(None, "--version")
+    assert version.exit_code == 0 and version.stdout.startswith("ranvier ")
+    assert cli(target, "backup", "--out", str(tmp_path / "v.jsonl.gz")).exit_code == 0
+    alone = cli(target, "verify", str(tmp_path / "v.jsonl.gz"), "--json")  # env names a store
+    assert alone.exit_code == 0 and "store_traces" not in alone.stdout

@@ -12,7 +12,7 @@ from ranvier import StoreUnavailable
 from ranvier.stores.postgres import PostgresPersistenceStore
 from tests.adapters.postgres import fresh_prefix, open_postgres
 from tests.contract.helpers import envelope, new_trace_id
-from tests.postgres.proxy import Proxy
+from tests.faults.proxy import FaultProxy
 from tests.servers import POSTGRES_URL
 
 
@@ -91,22 +91,21 @@ async def test_a_retry_after_a_lost_answer_neither_duplicates_nor_conflicts(
     pg_store: PostgresPersistenceStore,
 ) -> None:
     url = urlsplit(POSTGRES_URL)
-    proxy = Proxy(url.hostname or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    proxied_url = POSTGRES_URL.replace(url.netloc, f"{url.username}@127.0.0.1:{proxy.port}")
+    proxy = await FaultProxy(url.port or 5432, url.hostname or "127.0.0.1").start()
+    proxied_url = POSTGRES_URL.replace(url.netloc, f"{url.username}@{proxy.address}")
     store = await PostgresPersistenceStore.connect(
         proxied_url, table_prefix=pg_store.table_prefix, min_connections=1, max_connections=1
     )
     try:
         tid = new_trace_id()
         await store.append(envelope(tid, 0))
-        proxy.swallow_responses = True
+        proxy.drop_answer(count=None)  # every answer, until healed
         with pytest.raises(StoreUnavailable):
             await store.append(envelope(tid, 1, {"charged": 42}))
-        assert proxy.cuts >= 1
+        assert proxy.stats["drop_answer"] >= 1
         committed = await pg_store.load(tid)  # the write did happen: the outcome was unknown
         assert committed is not None and [e.step for e in committed.events] == [0, 1]
-        proxy.swallow_responses = False
+        proxy.heal()
         await store.append(envelope(tid, 1, {"charged": 42}))  # the runtime's retry
         trace = await pg_store.load(tid)
         assert trace is not None and [e.step for e in trace.events] == [0, 1]

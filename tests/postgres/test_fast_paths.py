@@ -10,6 +10,7 @@ import pytest
 
 from ranvier import (
     CompletionState,
+    InvalidInput,
     LeaseLost,
     OutcomeKind,
     TraceCompleted,
@@ -76,15 +77,22 @@ async def test_a_kept_connection_the_pool_took_back_is_dropped(
 async def test_a_value_out_of_range_fails_only_its_own_append_in_a_batch(
     pg_store: PostgresPersistenceStore,
 ) -> None:
+    """A value the database refuses (here a node id past a column narrowed by hand)
+    fails its own append only, as InvalidInput; the rest of its batch is written."""
+    async with pg_store.pool.acquire() as conn:
+        await conn.execute(
+            f"ALTER TABLE {pg_store.table_prefix}_events ALTER COLUMN node_id TYPE varchar(12)"
+        )
     others = [new_trace_id() for _ in range(20)]
     bad = new_trace_id("bad")
     results = await asyncio.gather(
         *(pg_store.append(envelope(t, 0)) for t in others[:10]),
-        pg_store.append(envelope(bad, 2**31)),  # beyond the int column of `step`
-        *(pg_store.append(envelope(t, 0)) for t in others[10:]),
+        pg_store.append(envelope(bad, 2**31, node_id="a-node-id-past-12")),
+        *(pg_store.append(envelope(t, 2**40, node_id="big")) for t in others[10:]),
         return_exceptions=True,
     )
     assert [i for i, r in enumerate(results) if isinstance(r, BaseException)] == [10]
+    assert isinstance(results[10], InvalidInput)
     for t in others:
         trace = await pg_store.load(t)
         assert trace is not None and len(trace.events) == 1

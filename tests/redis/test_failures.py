@@ -13,8 +13,8 @@ from ranvier.stores.redis import RedisPersistenceStore
 from ranvier.stores.redis.batch import translate
 from ranvier.stores.redis.connection import client_from_url
 from tests.contract.helpers import envelope, must_load
+from tests.faults.proxy import FaultProxy
 from tests.redis.conftest import trace_id
-from tests.redis.proxy import CuttingProxy
 from tests.redis.servers import RedisServer, cli, free_port
 
 
@@ -92,8 +92,8 @@ async def test_flushed_scripts_are_reloaded(private_server: RedisServer) -> None
 async def test_a_write_resent_after_an_unknown_outcome_is_not_duplicated(
     private_server: RedisServer,
 ) -> None:
-    async with CuttingProxy(private_server.port) as proxy:
-        store = await RedisPersistenceStore.connect(proxy.url)
+    async with FaultProxy(private_server.port) as proxy:
+        store = await RedisPersistenceStore.connect(f"redis://{proxy.address}/0")
         tid = trace_id()
         writes = {
             "append": lambda: store.append(envelope(tid, 0, {"once": True})),
@@ -103,10 +103,10 @@ async def test_a_write_resent_after_an_unknown_outcome_is_not_duplicated(
         }
         results = {}
         for name, write in writes.items():
-            proxy.cut_next_reply()  # done by the server, the reply never arrives
+            proxy.drop_answer(count=1)  # done by the server, the reply never arrives
             results[name] = await write()
         await store.close()
-        assert proxy.cuts == len(writes)
+        assert proxy.stats["drop_answer"] == len(writes)
     assert results["claim"] is True  # still ours after the re-send
     assert results["lease"] is not None and results["lease"].token == 1
     async with await RedisPersistenceStore.connect(private_server.url) as direct:

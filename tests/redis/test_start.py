@@ -16,8 +16,8 @@ from ranvier.stores.redis import RedisPersistenceStore
 from ranvier.stores.redis import keys as k
 from ranvier.stores.redis import rows as codec
 from tests.contract.helpers import envelope, must_load
+from tests.faults.proxy import FaultProxy
 from tests.redis.conftest import trace_id
-from tests.redis.proxy import CuttingProxy
 from tests.redis.servers import RedisServer
 
 LONG = 60_000
@@ -124,12 +124,12 @@ async def test_concurrent_starts_of_many_traces_are_batched(
 async def test_a_start_resent_after_an_unknown_outcome_counts_one_attempt(
     private_server: RedisServer,
 ) -> None:
-    async with CuttingProxy(private_server.port) as proxy:
-        async with await RedisPersistenceStore.connect(proxy.url) as store:
+    async with FaultProxy(private_server.port) as proxy:
+        async with await RedisPersistenceStore.connect(f"redis://{proxy.address}/0") as store:
             tid = trace_id()
-            proxy.cut_next_reply()  # the script ran, its reply never arrives
+            proxy.drop_answer(count=1)  # the script ran, its reply never arrives
             lease = await store.acquire_lease(tid, "w1", LONG, start=START)
-        assert proxy.cuts == 1
+        assert proxy.stats["drop_answer"] == 1
     assert lease is not None and lease.token == 1
     async with await RedisPersistenceStore.connect(private_server.url) as direct:
         trace = await must_load(direct, tid)

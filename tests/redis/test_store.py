@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from redis.asyncio.connection import Connection
+
 from ranvier import CompletionState, open_store
 from ranvier.stores.redis import RedisPersistenceStore
 from ranvier.stores.redis import keys as k
 from ranvier.stores.redis.connection import client_from_url
+from ranvier.stores.redis.scan import primaries
 from tests.contract.helpers import envelope, must_load, wait_past
 from tests.redis.conftest import trace_id
 
@@ -75,3 +81,50 @@ async def test_purge_in_small_batches_removes_exactly_the_old_completed(
         )
     for tid in [*running, late]:
         assert await redis_store.load(tid) is not None
+
+
+async def test_load_many_is_one_round_trip(
+    redis_store: RedisPersistenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [trace_id() for _ in range(20)]
+    for tid in ids:
+        await redis_store.append(envelope(tid, 0))
+        await redis_store.append(envelope(tid, 1))
+    await redis_store.load_many(ids)  # now every node knows the script (no NOSCRIPT)
+    sends = [0]
+    original = Connection.send_packed_command
+
+    async def counting(self: Connection, *args: Any, **kwargs: Any) -> None:
+        sends[0] += 1
+        await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    found = await redis_store.load_many([*ids, "missing"])
+    assert sends[0] <= len(primaries(redis_store.client))  # one pipeline per server
+    monkeypatch.undo()
+    assert [t.trace_id for t in found] == ids
+    assert found == [await must_load(redis_store, tid) for tid in ids]
+
+
+async def test_tokens_and_records_page_in_order_across_deletions(
+    redis_store: RedisPersistenceStore,
+) -> None:
+    ids = sorted(trace_id() for _ in range(120))
+    for tid in ids:
+        await redis_store.acquire_lease(tid, "w", 60_000)
+    comp = redis_store.compensations
+    keys = sorted(f"{tid}:c:f" for tid in ids[:30])
+    for key in keys:
+        await comp.claim(key)
+    first = await redis_store.list_lease_tokens(limit=50)
+    assert [t.trace_id for t in first] == ids[:50]
+    for tid in ids[50:60]:  # deleted between two pages: skipped, the page still full
+        await redis_store.delete(tid)
+    second = await redis_store.list_lease_tokens(after=first[-1].trace_id, limit=50)
+    assert [t.trace_id for t in second] == ids[60:110]
+    third = await redis_store.list_lease_tokens(after=second[-1].trace_id, limit=50)
+    assert [t.trace_id for t in third] == ids[110:]
+    assert {t.token for t in first + second + third} == {1}
+    records = await comp.list_records(limit=20)
+    records += await comp.list_records(after=records[-1].key, limit=20)
+    assert [r.key for r in records] == keys

@@ -1,10 +1,12 @@
-"""TTL: every key of a trace expires `ttl_seconds` after the trace's last write."""
+"""TTL: every key of a trace expires `ttl_seconds` after the trace's last write; a
+compensation key only once compensated (an unfinished claim never expires)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
-from ranvier import Intervention, TraceStart
+from ranvier import CompensationRecord, CompensationState, Intervention, TraceStart
 from ranvier.stores.redis import RedisPersistenceStore
 from ranvier.stores.redis import keys as k
 from tests.contract.helpers import envelope, must_load
@@ -63,22 +65,46 @@ async def test_without_a_ttl_nothing_expires(redis_store: RedisPersistenceStore)
     assert ttls[state] == ttls[events] == -1
 
 
-async def test_a_compensation_key_expires_from_its_first_claim(redis_url: str, prefix: str) -> None:
-    async with await RedisPersistenceStore.connect(redis_url, prefix=prefix, ttl_seconds=2) as s:
+async def test_an_unfinished_claim_never_expires(redis_url: str, prefix: str) -> None:
+    async with await RedisPersistenceStore.connect(redis_url, prefix=prefix, ttl_seconds=1) as s:
         key = f"{trace_id()}:orders:boom"
         assert await s.compensations.claim(key)
         full = k.compensation_key(prefix, key)
-        first = int(await s.client.pttl(full))
-        assert 0 < first <= 2000
-        await asyncio.sleep(0.3)
-        await s.compensations.mark_compensated(key)
-        assert int(await s.client.pttl(full)) <= first  # the mark keeps the claim's TTL
-        assert await s.compensations.was_compensated(key)
+        assert int(await s.client.pttl(full)) == -1  # its hook may still run: no expiry
+        await asyncio.sleep(1.2)
+        record = await s.compensations.get(key)
+        assert record is not None and record.state is CompensationState.CLAIMED
+        assert await s.compensations.claim(key) is False  # the hook cannot run twice
+
+
+async def test_a_compensated_key_expires_after_it_was_marked(redis_url: str, prefix: str) -> None:
+    async with await RedisPersistenceStore.connect(redis_url, prefix=prefix, ttl_seconds=1) as s:
+        claimed, direct = f"{trace_id()}:orders:boom", f"{trace_id()}:orders:boom"
+        assert await s.compensations.claim(claimed)
+        await asyncio.sleep(0.5)
+        await s.compensations.mark_compensated(claimed)
+        await s.compensations.mark_compensated(direct)  # marked without a claim first
+        for key in (claimed, direct):
+            assert 500 < int(await s.client.pttl(k.compensation_key(prefix, key))) <= 1000
         for _ in range(40):
-            if await s.compensations.get(key) is None:
+            if await s.compensations.get(claimed) is None:
                 break
             await asyncio.sleep(0.1)
-        assert await s.compensations.get(key) is None
+        assert await s.compensations.get(claimed) is None
+        assert await s.compensations.get(direct) is None
+
+
+async def test_an_imported_claim_never_expires(redis_url: str, prefix: str) -> None:
+    async with await RedisPersistenceStore.connect(redis_url, prefix=prefix, ttl_seconds=60) as s:
+        comp = s.compensations
+        claim = CompensationRecord(
+            key=f"{trace_id()}:orders:x", state=CompensationState.CLAIMED, claimed_at_ms=5
+        )
+        assert await comp.import_record(claim) is True
+        assert int(await s.client.pttl(k.compensation_key(prefix, claim.key))) == -1
+        done = replace(claim, state=CompensationState.COMPENSATED, compensated_at_ms=9)
+        assert await comp.import_record(done) is True
+        assert 0 < int(await s.client.pttl(k.compensation_key(prefix, claim.key))) <= 60_000
 
 
 async def test_a_trace_created_by_a_start_expires_like_an_appended_one(

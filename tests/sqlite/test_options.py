@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ async def test_every_synchronous_mode_stores_and_loads(tmp_path: Path, mode: str
     "options",
     [{"busy_timeout_ms": 0}, {"busy_timeout_ms": -1}, {"max_payload_bytes": 0}],
 )
-def test_bad_numeric_options_are_invalid(tmp_path: Path, options: dict[str, int]) -> None:
+def test_bad_numeric_options_are_invalid(tmp_path: Path, options: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput):
         SqlitePersistenceStore(tmp_path / "x.db", **options)
 

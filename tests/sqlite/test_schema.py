@@ -164,8 +164,21 @@ def test_ensure_schema_from_four_processes_at_once(tmp_path: Path) -> None:
 _V3_STATE_COLUMNS = ("input", "attempts", "forked_from", "forked_at_step")
 
 
+def _downgrade_to_v3(path: Path) -> None:
+    """Put back the indexes version 4 replaced."""
+    v1_indexes = [s for s in MIGRATIONS[0][2] if s.startswith("CREATE INDEX")]
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DROP INDEX ranvier_persistence_state_completed")
+        conn.execute("DROP INDEX ranvier_persistence_compensation_done")
+        for statement in v1_indexes:
+            if "_completed " in statement or "_claimed " in statement:
+                conn.execute(statement)
+        conn.execute(f"DELETE FROM {VERSION_TABLE} WHERE version > 3")
+
+
 def _downgrade_to_v2(path: Path) -> None:
     """Drop what version 3 added: the state row's start columns; the view of version 2."""
+    _downgrade_to_v3(path)
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("DROP VIEW ranvier_persistence_traces")
         for column in _V3_STATE_COLUMNS:
@@ -264,7 +277,7 @@ async def test_a_version_1_file_migrates_to_events_by_rowid_and_keeps_everything
         listed = conn.execute(
             "SELECT last_step, event_count FROM ranvier_persistence_traces"
         ).fetchone()
-    assert versions == [1, 2, 3]
+    assert versions == [number for number, _, _ in MIGRATIONS]
     assert "ranvier_persistence_events_key" in indexes
     assert listed == (3, 4)
 
@@ -323,7 +336,39 @@ async def test_a_version_2_file_migrates_to_durable_starts_and_keeps_everything(
             "SELECT input FROM ranvier_persistence_state WHERE trace_id = 'new'"
         ).fetchone()[0]
         assert _schema_of(conn) == _schema_of_version(CODE_VERSION)  # as a new file's
-    assert versions == [1, 2, 3]
+    assert versions == [number for number, _, _ in MIGRATIONS]
     assert attempts == {"t": 1, "done": 0, "new": 1}
     assert stored_input == '{"in":1}'  # canonical JSON text, as payloads are stored
     assert _V3_STATE_COLUMNS[0] in columns(path, "ranvier_persistence_state")
+
+
+async def test_a_version_3_file_migrates_to_retention_indexes_and_keeps_every_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v3.db"
+    async with SqlitePersistenceStore(path) as store:
+        await store.ensure_schema()
+        await store.import_trace(_completed_trace("old", now_ms() - 40 * DAY_MS))
+        await store.import_trace(_completed_trace("recent", now_ms() - DAY_MS))
+        await store.compensations.claim("t:orders:unfinished")
+        await store.compensations.mark_compensated("t:orders:done")
+        records = await store.compensations.list_records()
+    _downgrade_to_v3(path)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        assert _schema_of(conn) == _schema_of_version(3)  # as release 3 made it
+
+    async with SqlitePersistenceStore(path) as store:
+        await store.ensure_schema()
+        assert await store.compensations.list_records() == records
+        cutoff = now_ms() - 30 * DAY_MS
+        assert await store.count_completed_before(cutoff) == 1
+        assert await store.purge_completed(cutoff) == 1
+        assert await store.load("old") is None and await store.load("recent") is not None
+        later = now_ms() + DAY_MS
+        assert await store.compensations.count_older_than_ms(later) == 1
+        assert await store.compensations.purge_older_than_ms(later) == 1
+        assert [r.key for r in await store.compensations.list_records()] == ["t:orders:unfinished"]
+    with closing(sqlite3.connect(path)) as conn, conn:
+        versions = [row[0] for row in conn.execute(f"SELECT version FROM {VERSION_TABLE}")]
+        assert _schema_of(conn) == _schema_of_version(CODE_VERSION)  # as a new file's
+    assert versions == [1, 2, 3, 4]

@@ -12,6 +12,7 @@ import pytest
 
 from ranvier import ForkOrigin, InvalidInput, RestoreConflict, TraceStart
 from ranvier.model import CompletionState
+from ranvier.rules import MAX_INT
 from ranvier.stores.sqlite import SqlitePersistenceStore, sql
 from tests.contract.helpers import envelope, new_trace_id
 from tests.sqlite.helpers import trace_writes
@@ -161,12 +162,15 @@ async def test_a_restored_fork_keeps_its_origin_in_columns(
     assert row == (0, tid, 0)  # operators see it in the runbook's view
 
 
-async def test_listing_bounds_beyond_sqlite_integers_filter_as_they_say(
+async def test_listing_bounds_up_to_64_bits_filter_as_they_say(
     store: SqlitePersistenceStore,
 ) -> None:
     tid = new_trace_id()
     assert await store.acquire_lease(tid, "w1", LONG, start=START) is not None
-    assert (await store.list_traces(min_attempts=1 << 64)).items == ()
-    (summary,) = (await store.list_traces(updated_before_ms=1 << 64, min_attempts=1)).items
+    assert (await store.list_traces(min_attempts=MAX_INT)).items == ()
+    (summary,) = (await store.list_traces(updated_before_ms=MAX_INT, min_attempts=1)).items
     assert (summary.trace_id, summary.attempts, summary.event_count) == (tid, 1, 0)
+    with pytest.raises(InvalidInput, match=r"at most 2\*\*63 - 1"):
+        await store.list_traces(updated_before_ms=MAX_INT + 1)
+    assert (await store.list_traces(min_attempts=1 << 64)).items == ()  # clamped: none has
     await store.close()

@@ -60,6 +60,7 @@ async def test_concurrent_appends_share_transactions(
 
 async def test_a_rule_error_after_a_write_rolls_back_only_that_job(tmp_path: Path) -> None:
     db = SqliteDatabase(str(tmp_path / "jobs.db"), synchronous="NORMAL", busy_timeout_ms=5000)
+    db.create_file = True  # a bare database, no ranvier schema
     await db.submit(lambda c: c.execute("CREATE TABLE t (v INTEGER)"), heavy=True)
 
     def write_then_fail(conn: sqlite3.Connection) -> None:

@@ -4,17 +4,18 @@ Thin by design: each command parses its options, calls `ranvier.ops`, and prints
 table for people or JSON for scripts. Errors are one line on stderr with an exit code:
 1 failed check, 2 bad input, 3 store unreachable, 4 conflict, 5 trace not found,
 6 corrupt backup; runs: 7 ended as a fault, 8 did not complete, 9 recover had failures,
-10 poisoned traces (docs/operations.md lists them all).
+10 poisoned traces, 11 no ranvier schema at the store (docs/operations.md lists them all).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
-from ranvier.cli import backup, control, maintenance, metrics, schema, traces
+from ranvier.cli import backup, compensations, control, maintenance, metrics, schema, traces
 from ranvier.cli._common import EXIT_FAILED, fail
 
 app = typer.Typer(
@@ -28,6 +29,26 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from ranvier import __version__
+
+        print(f"ranvier {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Operate ranvier persistence stores."""
+
+
 app.add_typer(schema.app, name="schema")
 app.add_typer(traces.app, name="traces")
 app.command(rich_help_panel="Recovery")(control.resume)
@@ -35,6 +56,7 @@ app.command(rich_help_panel="Recovery")(control.recover)
 app.command(rich_help_panel="Recovery")(control.fork)
 app.command(rich_help_panel="Recovery")(control.intervene)
 app.command(rich_help_panel="Recovery")(control.cancel)
+app.add_typer(compensations.app, name="compensations", rich_help_panel="Recovery")
 app.command(rich_help_panel="Retention and backup")(maintenance.purge)
 app.command(rich_help_panel="Retention and backup")(backup.backup)
 app.command(rich_help_panel="Retention and backup")(backup.restore)
@@ -42,6 +64,7 @@ app.command(rich_help_panel="Retention and backup")(backup.verify)
 app.command(rich_help_panel="Health")(maintenance.doctor)
 app.command(rich_help_panel="Health")(maintenance.bench)
 app.add_typer(metrics.app, name="metrics", rich_help_panel="Health")
+app.command(rich_help_panel="Health")(__import__("ranvier.cli.inspect", fromlist=["_"]).inspect)
 app.command(rich_help_panel="Try it")(control.demo)
 
 

@@ -24,6 +24,7 @@ from ranvier.errors import (
     RanvierError,
     RestoreConflict,
     SchemaMismatch,
+    SchemaMissing,
     StoreUnavailable,
     TraceBusy,
     TraceCompleted,
@@ -50,10 +51,13 @@ EXIT_RECOVER_FAILED = 9
 """`recover`: at least one trace failed to finish (see the report)."""
 EXIT_POISONED = 10
 """`recover` found poisoned traces (and none failed); `resume` of a poisoned trace."""
+EXIT_NO_SCHEMA = 11
+"""A read-only command found no ranvier schema at the store (nothing was created)."""
 
 _EXIT_CODES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], int]] = [
     (BackupCorrupt, EXIT_CORRUPT),
     (TracePoisoned, EXIT_POISONED),
+    (SchemaMissing, EXIT_NO_SCHEMA),
     (InvalidInput, EXIT_BAD_INPUT),
     (StoreUnavailable, EXIT_UNAVAILABLE),
     (TraceNotFound, EXIT_NOT_FOUND),
@@ -75,6 +79,7 @@ StoreOption = Annotated[
     str | None,
     typer.Option(
         "--store",
+        metavar="URL",
         envvar="RANVIER_STORE_URL",
         help="Store URL: sqlite:///path.db, postgresql://..., redis://..., memory:// "
         "(default sqlite:///ranvier.db).",
@@ -83,10 +88,10 @@ StoreOption = Annotated[
 ]
 
 
-def _set_store_options(values: list[str] | None) -> list[str] | None:
+def _set_store_options(values: list[str] | None) -> list[str]:
     with errors_as_exit():
         set_default_options(dict(parse_option(v) for v in values or []))
-    return values
+    return values or []  # typer's list conversion wants a list, never None
 
 
 StoreOptionsOption = Annotated[
@@ -94,6 +99,7 @@ StoreOptionsOption = Annotated[
     typer.Option(
         "--store-option",
         "-o",
+        metavar="KEY=VALUE",
         envvar="RANVIER_STORE_OPTIONS",
         help="Adapter option KEY=VALUE, e.g. table_prefix=billing (PostgreSQL), "
         "prefix=ranvier:persistence:prod (Redis), busy_timeout_ms=10000 (SQLite); "
@@ -110,6 +116,7 @@ AppOption = Annotated[
     str,
     typer.Option(
         "--app",
+        metavar="MODULE:ATTR",
         envvar="RANVIER_APP",
         help="What a worker needs, as module:attribute naming a ranvier.App (pipelines "
         "and their resources), an Axon or a list of Axons.",
@@ -117,8 +124,13 @@ AppOption = Annotated[
 ]
 
 
+PIPE_WIDTH = 100_000
+"""Output that is not a terminal is never cut to a width: `| grep` finds whole values."""
+
+
 def stdout() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True)
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    return Console(file=sys.stdout, soft_wrap=True, width=width)
 
 
 def stderr() -> Console:

@@ -48,14 +48,15 @@ def backup(
         print_json(_summary_dict(summary))
     else:
         stdout().print(
-            f"backed up {summary.traces} trace(s), {summary.events} event(s) to {out} "
-            f"(checksum {summary.checksum[:16]}...)",
+            f"backed up {summary.traces} trace(s), {summary.events} event(s), "
+            f"{summary.compensations} compensation record(s) and {summary.lease_tokens} "
+            f"lease token(s) to {out} (checksum {summary.checksum[:16]}...)",
             highlight=False,
         )
 
 
 async def _backup(url: str | None, path: Path, json: bool) -> BackupSummary:
-    async with opened(url) as store:
+    async with opened(url, read_only=True) as store:
         total = await count_traces(store)
         with progress("backing up", total, enabled=not json) as advance:
             return await ops_backup.backup(store, path, progress=advance)
@@ -85,8 +86,10 @@ def restore(
         print_json(asdict(report))
     else:
         stdout().print(
-            f"restored {report.written} trace(s), {report.skipped} already present "
-            f"(file: {report.file.traces} traces from {report.file.header.source_adapter})",
+            f"restored {report.written} trace(s), {report.skipped} already present, "
+            f"{report.compensations} compensation record(s), {report.lease_tokens} lease "
+            f"token(s) (file: {report.file.traces} traces from "
+            f"{report.file.header.source_adapter})",
             highlight=False,
         )
 
@@ -103,9 +106,9 @@ def verify(
         str | None,
         typer.Option(
             "--store",
-            envvar="RANVIER_STORE_URL",
-            help="Also compare counts and per-trace digests with this live store "
-            "; without it only the file is checked.",
+            metavar="URL",
+            help="Also compare counts and per-trace digests with this live store; without "
+            "it only the file is checked (RANVIER_STORE_URL is not read here).",
             show_default=False,
         ),
     ] = None,
@@ -135,7 +138,7 @@ async def _check(path: Path, json: bool) -> BackupSummary:
 
 
 async def _compare(url: str, path: Path, json: bool) -> ops_backup.Comparison:
-    async with opened(url) as store:
+    async with opened(url, read_only=True) as store:
         with progress("comparing", None, enabled=not json) as advance:
             return await ops_backup.compare(store, path, progress=advance)
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ranvier.cli._common import (
+    EXIT_BAD_INPUT,
     EXIT_POISONED,
     EXIT_RECOVER_FAILED,
     EXIT_RUN_FAULTED,
@@ -17,6 +18,7 @@ from ranvier.cli._common import (
     JsonOption,
     StoreOption,
     StoreOptionsOption,
+    fail,
     print_json,
     run,
     stdout,
@@ -205,20 +207,55 @@ async def _recover(
 
 def intervene(
     trace_id: Annotated[str, typer.Argument(help="The trace to steer.")],
-    node: Annotated[str, typer.Option(help="Resume at this node.", envvar="RANVIER_NODE")],
+    node: Annotated[
+        str | None,
+        typer.Option(help="Resume at this step.", envvar="RANVIER_NODE", metavar="STEP"),
+    ] = None,
     payload: Annotated[
         str | None,
         typer.Option(
-            help="JSON input for that node, replacing the checkpointed one.",
+            help="JSON input for that step, replacing the checkpointed one (required; "
+            "--payload null for a null input).",
             envvar="RANVIER_PAYLOAD",
+            metavar="JSON",
+        ),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Withdraw the trace's pending intervention.")
+    ] = False,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            metavar="MODULE:ATTR",
+            envvar="RANVIER_APP",
+            help="The pipelines: the step is checked against the trace's pipeline.",
         ),
     ] = None,
     store: StoreOption = None,
     store_option: StoreOptionsOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Record an intervention: the next resume starts at NODE with PAYLOAD."""
-    result = run(_intervene(store, trace_id, node, payload))
+    """Record an intervention: the next resume starts at STEP with PAYLOAD (--clear
+    withdraws a pending one; the withdrawal is kept in the trace's history)."""
+    if clear:
+        if node is not None or payload is not None:
+            fail("--clear takes no --node or --payload", EXIT_BAD_INPUT)
+        cleared = run(_clear(store, trace_id))
+        if json:
+            print_json({"trace_id": trace_id, "cleared": cleared})
+        else:
+            note = "pending intervention withdrawn" if cleared else "no pending intervention"
+            stdout().print(f"{trace_id}: {note}", highlight=False)
+        return
+    if node is None:
+        fail("give --node STEP (and --payload JSON), or --clear", EXIT_BAD_INPUT)
+    if payload is None:
+        fail(
+            "give --payload JSON for the step's input (--payload null for a null input)",
+            EXIT_BAD_INPUT,
+        )
+    result = run(_intervene(store, trace_id, node, payload, app))
     if json:
         print_json({"trace_id": trace_id, **asdict(result)})
     else:
@@ -226,11 +263,17 @@ def intervene(
 
 
 async def _intervene(
-    url: str | None, trace_id: str, node: str, payload: str | None
+    url: str | None, trace_id: str, node: str, payload: str, app: str | None
 ) -> Intervention:
     value = control.parse_payload(payload)
-    async with opened(url) as store:
-        return await control.intervene(store, trace_id, node, value)
+    worker = None if app is None else control.load_app(app)
+    async with opened(url, read_only=True) as store:
+        return await control.intervene(store, trace_id, node, value, worker)
+
+
+async def _clear(url: str | None, trace_id: str) -> bool:
+    async with opened(url, read_only=True) as store:
+        return await control.clear_intervention(store, trace_id)
 
 
 def cancel(
@@ -253,7 +296,18 @@ async def _cancel(url: str | None, trace_id: str) -> bool:
         return await control.cancel(store, trace_id)
 
 
-def demo(store: StoreOption = None) -> None:
+def demo(
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="Where the demo writes (default: ./ranvier-demo.db; RANVIER_STORE_URL is "
+            "never used, so the demo cannot write into your store unless you ask).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Run the demo pipeline: a crash, a resume and a compensation, step by step."""
     module: Any = importlib.import_module("ranvier.cli.demo")
     raise typer.Exit(int(module.main(store)))

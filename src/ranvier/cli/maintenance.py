@@ -91,11 +91,7 @@ def purge(
         print_json(asdict(report))
         return
     verb = "would purge" if report.dry_run else "purged"
-    keys = (
-        " (compensation keys are not counted on a dry run)"
-        if report.compensation_keys is None
-        else f" and {report.compensation_keys} compensation key(s)"
-    )
+    keys = f" and {report.compensation_keys} finished compensation key(s)"
     stdout().print(
         f"{verb} {report.traces} completed trace(s){keys} older than "
         f"{iso(report.cutoff_ms)} (store clock)",
@@ -113,7 +109,7 @@ async def _purge(
     json: bool,
 ) -> retention.PurgeReport:
     window = _window(older_than, preset)
-    async with opened(url) as store:
+    async with opened(url, read_only=dry_run) as store:
         plan = await retention.plan(store, window)
         with progress(
             f"purging traces older than {format_duration(window)}",

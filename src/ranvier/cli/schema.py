@@ -57,5 +57,5 @@ def show(
 
 
 async def _show(url: str | None) -> dict[str, Any]:
-    async with opened(url, ensure_schema=False) as store:
+    async with opened(url, read_only=True) as store:
         return await ops_schema.describe(store, resolve_store_url(url))

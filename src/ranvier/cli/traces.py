@@ -147,7 +147,7 @@ class _Query:
 
 async def _list(url: str | None, q: _Query, limit: int, poisoned_at: int, json: bool) -> None:
     window_ms = None if q.older_than is None else parse_duration(q.older_than)
-    async with opened(url) as store:
+    async with opened(url, read_only=True) as store:
         before = None if window_ms is None else await store.now_ms() - window_ms
         shown, cursor, console = 0, None, stdout()
         while True:
@@ -188,7 +188,7 @@ def show(
 
 
 async def _show(url: str | None, trace_id: str, json: bool) -> None:
-    async with opened(url) as store:
+    async with opened(url, read_only=True) as store:
         trace = await store.load(trace_id)
         if trace is None:
             raise TraceNotFound(f"no trace is stored under {trace_id!r}")

@@ -9,7 +9,7 @@ nothing written. `import_trace` then writes (identical traces are skipped).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -19,15 +19,15 @@ from ranvier import rules
 from ranvier.errors import RestoreConflict
 from ranvier.model import PersistedTrace
 from ranvier.ops.backup_format import BackupReader, BackupSummary, BackupWriter
-from ranvier.ops.stores import iter_traces
+from ranvier.ops.stores import count_traces, iter_traces
 from ranvier.stores.base import PersistenceStore
 
 Progress = Callable[[int], None]
+PAGE = 1000
 CONCURRENCY = 16
 """Loads/imports in flight: within the default pools (PostgreSQL 20, whose acquire
 times out after 3 s; redis-py 100, which refuses calls beyond it rather than queue)."""
 _T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 def _noop(_: int) -> None:
@@ -40,17 +40,10 @@ def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield chunk
 
 
-async def _each(items: Sequence[_T], op: Callable[[_T], Awaitable[_R]]) -> list[_R]:
-    return list(await asyncio.gather(*(op(item) for item in items)))
-
-
 async def load_many(store: PersistenceStore, ids: Sequence[str]) -> list[PersistedTrace | None]:
-    """The traces in `ids` order; one round trip if the adapter offers `load_many`."""
-    batched = getattr(store, "load_many", None)
-    if batched is not None:
-        found: dict[str, PersistedTrace] = {t.trace_id: t for t in await batched(list(ids))}
-        return [found.get(i) for i in ids]
-    return await _each(ids, store.load)
+    """The traces in `ids` order (None for one deleted meanwhile), in one store call."""
+    found = {t.trace_id: t for t in await store.load_many(list(ids))}
+    return [found.get(i) for i in ids]
 
 
 async def _is_empty(store: PersistenceStore) -> bool:
@@ -72,7 +65,26 @@ async def backup(
                 await _write_traces(store, writer, ids, progress)
                 ids = []
         await _write_traces(store, writer, ids, progress)
+        # the ledger (a restore must not run a claimed hook again) and the fencing tokens
+        # (a restored store must never hand out a token already used)
+        async for record in _pages(store.compensations.list_records, lambda r: r.key):
+            writer.write_compensation(record)
+        async for token in _pages(store.list_lease_tokens, lambda t: t.trace_id):
+            writer.write_lease_token(token)
         return writer.finish()
+
+
+async def _pages(
+    fetch: Callable[..., Awaitable[list[_T]]], key: Callable[[_T], str]
+) -> AsyncIterator[_T]:
+    after: str | None = None
+    while True:
+        page = await fetch(after=after, limit=PAGE)
+        for item in page:
+            yield item
+        if len(page) < PAGE:
+            return
+        after = key(page[-1])
 
 
 async def _write_traces(
@@ -128,8 +140,7 @@ async def compare(store: PersistenceStore, path: Path, *, progress: Progress = _
                 result.matched += 1
         progress(len(chunk))
     result.file = reader.summary
-    async for _ in iter_traces(store):
-        result.store_traces += 1
+    result.store_traces = await count_traces(store)
     return result
 
 
@@ -138,6 +149,10 @@ class RestoreReport:
     file: BackupSummary
     written: int
     skipped: int
+    compensations: int = 0
+    """Compensation records merged into the ledger (never backwards)."""
+    lease_tokens: int = 0
+    """Fencing tokens raised to the backup's (never lowered)."""
 
 
 def _conflict(ids: list[str], count: int, written: int = 0) -> RestoreConflict:
@@ -181,7 +196,20 @@ async def restore(
         progress(len(chunk))
     if conflicts:  # written by someone else between the check and the import
         raise _conflict(conflicts, len(conflicts), written)
-    return RestoreReport(file=summary, written=written, skipped=skipped)
+    reader = BackupReader(path)
+    for _ in reader:  # the ledger and tokens follow the traces in the file
+        pass
+    for record in reader.compensations:
+        await store.compensations.import_record(record)
+    for token in reader.lease_tokens:
+        await store.raise_lease_token(token.trace_id, token.token)
+    return RestoreReport(
+        file=summary,
+        written=written,
+        skipped=skipped,
+        compensations=len(reader.compensations),
+        lease_tokens=len(reader.lease_tokens),
+    )
 
 
 async def _import(store: PersistenceStore, trace: PersistedTrace) -> tuple[str, bool | None]:

@@ -1,13 +1,17 @@
 """The backup file: gzip'd JSON lines, checked line by line and by its footer.
 
-    {"kind": "header", "format": "ranvier-backup", "format_version": 1, ...}
+    {"kind": "header", "format": "ranvier-backup", "format_version": 2, ...}
     {"kind": "trace", "digest": "<sha256>", "trace": {...every PersistedTrace field...}}
     ...
-    {"kind": "footer", "traces": N, "events": E, "checksum": "<sha256 of the digests>"}
+    {"kind": "compensation", "record": {"key", "state", "claimed_at_ms", ...}}
+    {"kind": "lease_token", "trace_id": "...", "token": N}
+    {"kind": "footer", "traces": N, "events": E, "compensations": C, "lease_tokens": L,
+     "checksum": "<sha256 of the digests>"}
 
-Each trace line carries `rules.trace_digest` of its trace; the footer's checksum is the
-sha256 of those digests in file order. A reader recomputes both, so a flipped byte, a
-missing line or a truncated file is reported as `BackupCorrupt`.
+Each trace line carries `rules.trace_digest` of its trace, each other line is digested
+as its canonical JSON; the footer's checksum is the sha256 of those digests in file
+order. A reader recomputes both, so a flipped byte, a missing line or a truncated file
+is reported as `BackupCorrupt`. Version 1 files (traces only) are still read.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import orjson
 
 from ranvier import rules
 from ranvier.errors import BackupCorrupt, InvalidInput
-from ranvier.model import PersistedTrace, now_ms
-from ranvier.ops.codec import trace_from_dict, trace_to_dict
+from ranvier.model import CompensationRecord, LeaseToken, PersistedTrace, now_ms
+from ranvier.ops.codec import record_from_dict, record_to_dict, trace_from_dict, trace_to_dict
 
 FORMAT_NAME = "ranvier-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +54,8 @@ class BackupSummary:
     traces: int
     events: int
     checksum: str
+    compensations: int = 0
+    lease_tokens: int = 0
 
 
 class BackupWriter:
@@ -65,7 +72,7 @@ class BackupWriter:
         # closed by finish() or abort(): the writer is itself the context manager
         self._file = gzip.GzipFile(self._partial, "wb", compresslevel=5)
         self._checksum = hashlib.sha256()
-        self.traces = self.events = 0
+        self.traces = self.events = self.compensations = self.lease_tokens = 0
         self.header = BackupHeader(
             format_version=FORMAT_VERSION,
             created_at_ms=now_ms(),
@@ -84,9 +91,28 @@ class BackupWriter:
         self.traces += 1
         self.events += len(trace.events) + len(trace.superseded_events)
 
+    def write_compensation(self, record: CompensationRecord) -> None:
+        self._digested({"kind": "compensation", "record": record_to_dict(record)})
+        self.compensations += 1
+
+    def write_lease_token(self, token: LeaseToken) -> None:
+        self._digested({"kind": "lease_token", "trace_id": token.trace_id, "token": token.token})
+        self.lease_tokens += 1
+
+    def _digested(self, record: dict[str, Any]) -> None:
+        data = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        self._file.write(data + b"\n")
+        self._checksum.update(hashlib.sha256(data).hexdigest().encode())
+
     def finish(self) -> BackupSummary:
         checksum = self._checksum.hexdigest()
-        footer = {"traces": self.traces, "events": self.events, "checksum": checksum}
+        footer = {
+            "traces": self.traces,
+            "events": self.events,
+            "compensations": self.compensations,
+            "lease_tokens": self.lease_tokens,
+            "checksum": checksum,
+        }
         self._line({"kind": "footer", **footer})
         self._file.close()
         os.replace(self._partial, self.path)
@@ -124,6 +150,9 @@ class BackupReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.summary: BackupSummary | None = None
+        self.compensations: list[CompensationRecord] = []
+        """The ledger's records, read after the traces (complete once iteration ends)."""
+        self.lease_tokens: list[LeaseToken] = []
         if not path.is_file():
             raise InvalidInput(f"backup file {str(path)!r} does not exist")
 
@@ -155,16 +184,21 @@ class BackupReader:
         header = self._header(next(lines, (1, {})))
         checksum = hashlib.sha256()
         traces = events = 0
+        self.compensations, self.lease_tokens = [], []
         for line_no, record in lines:
             kind = record.get("kind")
             if kind == "footer":
-                self._check_footer(line_no, record, traces, events, checksum.hexdigest())
-                self.summary = BackupSummary(
-                    header=header, traces=traces, events=events, checksum=checksum.hexdigest()
-                )
+                counts = {"traces": traces, "events": events, **self._extra_counts()}
+                self._check_footer(line_no, record, counts, checksum.hexdigest())
+                self.summary = BackupSummary(header=header, checksum=checksum.hexdigest(), **counts)
                 if next(lines, None) is not None:
                     raise self._corrupt(line_no + 1, "data after the footer")
                 return
+            if kind in ("compensation", "lease_token") and header.format_version > 1:
+                self._other(line_no, record)
+                data = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+                checksum.update(hashlib.sha256(data).hexdigest().encode())
+                continue
             if kind != "trace":
                 raise self._corrupt(line_no, f"unexpected record kind {kind!r}")
             trace, digest = self._trace(line_no, record)
@@ -177,15 +211,28 @@ class BackupReader:
             "its footer; nothing was restored from it, use another copy"
         )
 
+    def _extra_counts(self) -> dict[str, int]:
+        return {"compensations": len(self.compensations), "lease_tokens": len(self.lease_tokens)}
+
+    def _other(self, line_no: int, record: dict[str, Any]) -> None:
+        try:
+            if record["kind"] == "compensation":
+                self.compensations.append(rules.validate_record(record_from_dict(record["record"])))
+            else:
+                token = LeaseToken(trace_id=record["trace_id"], token=record["token"])
+                self.lease_tokens.append(rules.validate_token(token))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._corrupt(line_no, f"bad {record['kind']} record ({exc})") from None
+
     def _header(self, first: tuple[int, dict[str, Any]]) -> BackupHeader:
         line_no, record = first
         if record.get("kind") != "header" or record.get("format") != FORMAT_NAME:
             raise self._corrupt(line_no, f"no {FORMAT_NAME} header (is this a ranvier backup?)")
         version = record.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise BackupCorrupt(
                 f"backup {str(self.path)!r} has format version {version!r}; this ranvier reads "
-                f"version {FORMAT_VERSION}: restore it with the ranvier that wrote it"
+                f"versions {READABLE_VERSIONS}: restore it with the ranvier that wrote it"
             )
         try:
             return BackupHeader(
@@ -208,13 +255,12 @@ class BackupReader:
         return trace, digest
 
     def _check_footer(
-        self, line_no: int, record: dict[str, Any], traces: int, events: int, checksum: str
+        self, line_no: int, record: dict[str, Any], counts: dict[str, int], checksum: str
     ) -> None:
-        if record.get("traces") != traces or record.get("events") != events:
-            raise self._corrupt(
-                line_no,
-                f"footer counts {record.get('traces')} traces / {record.get('events')} events, "
-                f"the file holds {traces} / {events}",
-            )
+        for name, count in counts.items():
+            if record.get(name, 0) != count:
+                raise self._corrupt(
+                    line_no, f"footer counts {record.get(name)} {name}, the file holds {count}"
+                )
         if record.get("checksum") != checksum:
             raise self._corrupt(line_no, "footer checksum does not match the traces")

@@ -11,6 +11,8 @@ from typing import Any
 from ranvier import rules
 from ranvier.errors import InvalidInput
 from ranvier.model import (
+    CompensationRecord,
+    CompensationState,
     CompletionState,
     ForkOrigin,
     Intervention,
@@ -118,3 +120,21 @@ def trace_from_dict(data: dict[str, Any]) -> PersistedTrace:
         if isinstance(exc, InvalidInput):
             raise
         raise InvalidInput(f"not a trace record ({type(exc).__name__}: {exc})") from None
+
+
+def record_to_dict(record: CompensationRecord) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "state": record.state.value,
+        "claimed_at_ms": record.claimed_at_ms,
+        "compensated_at_ms": record.compensated_at_ms,
+    }
+
+
+def record_from_dict(data: dict[str, Any]) -> CompensationRecord:
+    return CompensationRecord(
+        key=data["key"],
+        state=CompensationState(data["state"]),
+        claimed_at_ms=data["claimed_at_ms"],
+        compensated_at_ms=data.get("compensated_at_ms"),
+    )

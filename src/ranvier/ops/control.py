@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ranvier import rules
 from ranvier.errors import InvalidInput, TraceNotFound
 from ranvier.model import Intervention, JSONValue, PersistedTrace
 from ranvier.runtime import App, Axon, RecoveryReport, RunResult
@@ -153,11 +154,28 @@ def parse_payload(text: str | None) -> JSONValue:
 
 
 async def intervene(
-    store: PersistenceStore, trace_id: str, node: str, payload: JSONValue
+    store: PersistenceStore,
+    trace_id: str,
+    node: str,
+    payload: JSONValue,
+    app: App | None = None,
 ) -> Intervention:
+    """Store an intervention; with `app`, `node` must be a step of the trace's pipeline."""
+    if app is not None:
+        axon = _axon_for(app, (await _load(store, trace_id)).circuit, trace_id)
+        axon.index_of(node)  # InvalidInput naming the steps
     intervention = Intervention(target_node=node, payload_override=payload)
     await store.save_intervention(trace_id, intervention)
     return intervention
+
+
+async def clear_intervention(store: PersistenceStore, trace_id: str) -> bool:
+    """Withdraw the pending intervention (False if none is pending): a withdrawal is
+    stored as an intervention of its own, so the history keeps both."""
+    if rules.pending_intervention(await _load(store, trace_id)) is None:
+        return False
+    await store.save_intervention(trace_id, Intervention(target_node=rules.CLEARED))
+    return True
 
 
 async def cancel(store: PersistenceStore, trace_id: str) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ranvier.errors import RanvierError
-from ranvier.model import now_ms
-from ranvier.ops.schema import describe
+from ranvier.errors import RanvierError, SchemaMissing
+from ranvier.model import StoreDescription, now_ms
 from ranvier.ops.stores import mask_url, open_with_defaults
 from ranvier.stores.base import PersistenceStore
 from ranvier.stores.url import resolve_store_url
@@ -29,11 +29,17 @@ class Check:
 
 
 async def diagnose(url: str | None) -> list[Check]:
-    """Every check in order; a store that cannot be opened yields one failed check."""
+    """Every check in order; a store that cannot be opened yields one failed check.
+
+    Read-only: opening creates nothing, so a mistyped URL or prefix shows as a missing
+    schema, and an empty store is reported as such, not as a connectivity failure.
+    """
     url = resolve_store_url(url)
     started = time.perf_counter()
     try:
         store = await open_with_defaults(url, ensure_schema=False)
+    except SchemaMissing as exc:
+        return [_failed("schema", exc)]
     except Exception as exc:  # a driver error an adapter failed to translate, too
         return [_failed("connectivity", exc)]
     try:
@@ -51,7 +57,9 @@ async def _checks(store: PersistenceStore, url: str, open_s: float) -> list[Chec
     started = time.perf_counter()
     try:
         store_now = await store.now_ms()
-        await store.list_traces(limit=1)  # a real read (SQLite's clock is the process's)
+        described = await store.describe()
+    except SchemaMissing as exc:
+        return [_failed("schema", exc)]
     except Exception as exc:
         return [_failed("connectivity", exc)]
     round_trip_ms = (time.perf_counter() - started) * 1000
@@ -63,12 +71,11 @@ async def _checks(store: PersistenceStore, url: str, open_s: float) -> list[Chec
             f"round trip {round_trip_ms:.2f} ms",
         ),
         _clock(store_now),
+        _schema(described),
     ]
-    try:
-        info = await describe(store, url)
-    except Exception as exc:
-        return [*checks, _failed("schema", exc)]
-    return [*checks, _schema(info), _pool(info), *_durability(store, info)]
+    if store.adapter == "postgres":
+        checks.append(_postgres_pool(described.settings))
+    return [*checks, *_durability(store, described)]
 
 
 def _clock(store_now: int) -> Check:
@@ -83,41 +90,61 @@ def _clock(store_now: int) -> Check:
     return Check(name="clock", level=level, detail=detail)
 
 
-def _schema(info: dict[str, Any]) -> Check:
-    version, tables = info.get("schema_version"), info.get("tables")
-    if info["adapter"] in ("sqlite", "postgres"):
-        if not tables:
-            return Check(
-                name="schema", level=Level.WARN, detail="no tables yet: run `ranvier schema ensure`"
-            )
-        parts = (
-            f", events in {info['partitions']} hash partitions" if info.get("partitions") else ""
-        )
+def _schema(described: StoreDescription) -> Check:
+    version, latest = described.schema_version, described.latest_schema_version
+    if latest is None:
+        return Check(name="schema", level=Level.OK, detail=f"{described.adapter}: no schema")
+    if version is None:
         return Check(
             name="schema",
-            level=Level.OK,
-            detail=f"version {version}, {len(tables)} tables ({tables[0]}, ...){parts}",
+            level=Level.FAIL,
+            detail=f"no ranvier schema at {described.location}: run `ranvier schema ensure` "
+            "(or check the URL and the table/key prefix)",
         )
-    patterns = info.get("key_patterns")
-    if patterns:
-        return Check(name="schema", level=Level.OK, detail=f"keys {patterns[0]} and siblings")
-    return Check(name="schema", level=Level.OK, detail=f"{info['adapter']}: nothing to create")
+    objects = described.objects
+    shown = f", {len(objects)} tables or key shapes ({objects[0]}, ...)" if objects else ""
+    if version < latest:
+        return Check(
+            name="schema",
+            level=Level.WARN,
+            detail=f"version {version}, this ranvier writes {latest}: run "
+            "`ranvier schema ensure` to migrate",
+        )
+    return Check(name="schema", level=Level.OK, detail=f"version {version}{shown}")
 
 
-def _pool(info: dict[str, Any]) -> Check:
-    pool = info.get("pool")
-    if not pool:
-        return Check(name="pool", level=Level.OK, detail="no connection pool settings reported")
-    return Check(name="pool", level=Level.OK, detail=", ".join(f"{k}={v}" for k, v in pool.items()))
+def _postgres_pool(settings: Mapping[str, Any]) -> Check:
+    pool_max, server_max = settings.get("pool_max"), settings.get("max_connections")
+    detail = f"pool {settings.get('pool_min')}..{pool_max} connections per process"
+    if pool_max is None or server_max is None:
+        return Check(name="pool", level=Level.OK, detail=detail)
+    room = int(server_max) - int(pool_max)
+    detail += f", server max_connections {server_max}"
+    if room < 0:
+        return Check(
+            name="pool",
+            level=Level.WARN,
+            detail=f"{detail}: one process can ask for more than the server allows; lower "
+            "max_connections= in the URL or raise the server's",
+        )
+    return Check(
+        name="pool",
+        level=Level.OK,
+        detail=f"{detail}: room for {room // max(int(pool_max), 1) + 1} such processes",
+    )
 
 
-def _durability(store: PersistenceStore, info: dict[str, Any]) -> list[Check]:
+def _durability(store: PersistenceStore, described: StoreDescription) -> list[Check]:
     if not store.capabilities.durable:
         return [_crash_warning(f"the {store.adapter} store keeps nothing after the process ends")]
-    persistence = info.get("persistence")
-    if store.adapter != "redis" or persistence is None:
-        return [Check(name="durability", level=Level.OK, detail="checkpoints survive a crash")]
-    return [_redis_durability(persistence)]
+    settings = described.settings
+    if store.adapter == "postgres":
+        return [_postgres_durability(settings)]
+    if store.adapter == "sqlite":
+        return [_sqlite_durability(settings)]
+    if store.adapter == "redis":
+        return _redis_durability(settings)
+    return [Check(name="durability", level=Level.OK, detail="checkpoints survive a crash")]
 
 
 def _crash_warning(why: str) -> Check:
@@ -128,23 +155,89 @@ def _crash_warning(why: str) -> Check:
     )
 
 
-def _redis_durability(persistence: dict[str, Any]) -> Check:
-    aof, fsync, save = (persistence.get(k) for k in ("appendonly", "appendfsync", "save"))
-    if aof is None:
+def _postgres_durability(settings: Mapping[str, Any]) -> Check:
+    commit = str(settings.get("synchronous_commit"))
+    if commit == "off":
         return Check(
             name="durability",
             level=Level.WARN,
-            detail="cannot read the Redis persistence settings (CONFIG disabled?); check "
-            "appendonly / save with your provider",
+            detail="synchronous_commit=off: a server crash can lose commits already "
+            "acknowledged (checkpoints whose steps then run again); set it to on",
         )
-    if not aof and not save:
-        return _crash_warning('Redis persistence is off (appendonly no, save "")')
-    if aof and fsync == "always":
-        return Check(name="durability", level=Level.OK, detail="AOF with appendfsync always")
-    setting = f"appendonly yes, appendfsync {fsync}" if aof else f'RDB only (save "{save}")'
-    return Check(
-        name="durability",
-        level=Level.WARN,
-        detail=f"{setting}: a Redis crash loses the checkpoints written since the last "
-        "fsync/snapshot; use appendonly yes + appendfsync always for no loss",
-    )
+    return Check(name="durability", level=Level.OK, detail=f"synchronous_commit={commit}")
+
+
+def _sqlite_durability(settings: Mapping[str, Any]) -> Check:
+    journal, sync = settings.get("journal_mode"), str(settings.get("synchronous")).upper()
+    if journal not in (None, "wal"):
+        return Check(
+            name="durability",
+            level=Level.FAIL,
+            detail=f"journal_mode={journal}: the store needs WAL (reopen it with ranvier)",
+        )
+    if sync in ("OFF", "0"):
+        return Check(
+            name="durability",
+            level=Level.WARN,
+            detail="synchronous=OFF: an OS crash or power loss can corrupt the file; use "
+            "NORMAL (survives a killed process) or FULL (also a power loss)",
+        )
+    if sync in ("NORMAL", "1"):
+        return Check(
+            name="durability",
+            level=Level.OK,
+            detail="synchronous=NORMAL: acknowledged checkpoints survive a killed process; "
+            "a power loss can lose the last ones (synchronous=FULL covers it)",
+        )
+    return Check(name="durability", level=Level.OK, detail=f"synchronous={sync}")
+
+
+def _redis_durability(settings: Mapping[str, Any]) -> list[Check]:
+    aof, fsync, save = (settings.get(k) for k in ("appendonly", "appendfsync", "save"))
+    checks: list[Check] = []
+    if aof is None:
+        checks.append(
+            Check(
+                name="durability",
+                level=Level.WARN,
+                detail="cannot read the Redis persistence settings (CONFIG disabled?); check "
+                "appendonly / appendfsync with your provider",
+            )
+        )
+    elif aof in (False, "no") and not save:
+        checks.append(_crash_warning('Redis persistence is off (appendonly no, save "")'))
+    elif aof in (True, "yes") and fsync == "always":
+        checks.append(
+            Check(name="durability", level=Level.OK, detail="AOF with appendfsync always")
+        )
+    else:
+        setting = f"appendonly yes, appendfsync {fsync}" if aof in (True, "yes") else "RDB only"
+        checks.append(
+            Check(
+                name="durability",
+                level=Level.WARN,
+                detail=f"{setting}: a Redis crash loses the checkpoints written since the "
+                "last fsync/snapshot; use appendonly yes + appendfsync always for no loss",
+            )
+        )
+    replicas = settings.get("connected_replicas")
+    if replicas:
+        checks.append(
+            Check(
+                name="replication",
+                level=Level.WARN,
+                detail=f"{replicas} replica(s): replication is asynchronous, so a failover "
+                "can lose acknowledged checkpoints (not covered by the guarantees)",
+            )
+        )
+    policy = settings.get("maxmemory-policy")
+    if policy not in (None, "noeviction"):
+        checks.append(
+            Check(
+                name="eviction",
+                level=Level.WARN,
+                detail=f"maxmemory-policy {policy}: Redis may evict trace keys under memory "
+                "pressure; use noeviction (writes then fail loudly instead)",
+            )
+        )
+    return checks

@@ -10,7 +10,15 @@ _UNIT_MS = {"w": 7 * 86_400_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000, "
 _PART = re.compile(r"(\d+)([wdhms])")
 _WHOLE = re.compile(r"(?:\d+[wdhms])+")
 
-PRESETS: dict[str, str] = {"dev": "7d", "prod": "30d", "regulated": "365d"}
+PRESETS: dict[str, str] = {
+    "dev": "7d",
+    "staging": "7d",
+    "prod": "30d",
+    "regulated-90d": "90d",
+    "regulated": "365d",
+}
+"""The runbook's recommended windows: dev/staging 7 days, prod 30, regulated 90-365
+(`regulated` keeps the whole range's upper end; `regulated-90d` its lower end)."""
 """The runbook's recommended retention windows (dev/staging, prod, regulated prod)."""
 
 
@@ -29,7 +37,7 @@ def parse_duration(text: str) -> int:
 
 
 def preset_duration(name: str) -> int:
-    """Milliseconds of a retention preset (dev 7d, prod 30d, regulated 365d)."""
+    """Milliseconds of a retention preset (see `PRESETS`)."""
     window = PRESETS.get(name.strip().lower())
     if window is None:
         names = ", ".join(f"{k} ({v})" for k, v in PRESETS.items())

@@ -10,35 +10,27 @@ import asyncio
 import importlib
 import importlib.util
 import threading
-from collections import Counter
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
+from ranvier import rules
 from ranvier.errors import RanvierError
-from ranvier.model import TraceStatus
-from ranvier.ops.stores import iter_traces, open_with_defaults
+from ranvier.ops.stores import open_with_defaults
 from ranvier.stores.base import PersistenceStore
 from ranvier.stores.url import open_store, resolve_store_url
 
 SCRAPE_TIMEOUT_S = 10.0
 _T = TypeVar("_T")
-_STATUSES = [s for s in TraceStatus if s is not TraceStatus.COMPLETED]
 
 
 async def count_by_status(store: PersistenceStore) -> dict[str, int]:
-    """Traces per status (running, interrupted, succeeded, ...), zero included."""
-    own = getattr(store, "count_traces_by_status", None)
-    if own is not None:
-        counts: dict[str, int] = {str(k): int(v) for k, v in (await own()).items()}
-    else:
-        tally: Counter[str] = Counter()
-        async for summary in iter_traces(store):
-            tally[summary.status.value] += 1
-        counts = dict(tally)
-    return {s.value: counts.get(s.value, 0) for s in _STATUSES}
+    """Traces per status (running, interrupted, succeeded, ...), zero included, counted
+    by the store in one query (a scrape never walks the traces)."""
+    counts = await store.count_traces_by_status()
+    return {status.value: counts.get(status, 0) for status in rules.COUNTED_STATUSES}
 
 
 class StoreThread:
@@ -48,10 +40,11 @@ class StoreThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
+        # a scrape only reads: it creates nothing where there is no schema yet
         opening = (
-            open_with_defaults(url)
+            open_with_defaults(url, ensure_schema=False)
             if options is None
-            else open_store(resolve_store_url(url), **options)
+            else open_store(resolve_store_url(url), ensure_schema=False, **options)
         )
         try:
             self.store: PersistenceStore = self.call(opening)

@@ -1,18 +1,14 @@
 """Schema tasks: create it, and describe what a store holds (version, tables, key shapes).
 
-Adapters may offer `async def describe() -> dict` (schema_version, tables or
-key_patterns, pool, persistence...); without it, `describe` asks the backend directly
-(`ranvier.ops.backends`), read-only.
+Every adapter describes itself (`PersistenceStore.describe`), read-only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from typing import Any
 
 from ranvier.errors import InvalidInput
-from ranvier.ops import backends
 from ranvier.ops.stores import open_with_defaults
 from ranvier.stores.base import PersistenceStore
 from ranvier.stores.url import resolve_store_url
@@ -37,20 +33,16 @@ async def ensure(url: str | None, *, partitions: int | None = None) -> dict[str,
         await store.close()
 
 
-async def describe(store: PersistenceStore, url: str) -> dict[str, Any]:
+async def describe(store: PersistenceStore, url: str | None = None) -> dict[str, Any]:
     """What the adapter reports about itself, plus its capabilities."""
-    info: dict[str, Any] = {
-        "adapter": store.adapter,
+    described = await store.describe()
+    return {
+        "adapter": described.adapter,
+        "location": described.location,
+        "schema_version": described.schema_version,
+        "latest_schema_version": described.latest_schema_version,
+        "objects": list(described.objects),
+        "settings": dict(described.settings),
         "durable": store.capabilities.durable,
         "multi_process": store.capabilities.multi_process,
     }
-    own = getattr(store, "describe", None)
-    if own is not None:
-        info.update(await own())
-    elif store.adapter == "sqlite":
-        info.update(await asyncio.to_thread(backends.sqlite_info, url))
-    elif store.adapter == "postgres":
-        info.update(await backends.postgres_info(store))
-    elif store.adapter == "redis":
-        info.update(await backends.redis_info(store, url))
-    return info

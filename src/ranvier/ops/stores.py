@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ranvier.errors import InvalidInput
+from ranvier import rules
+from ranvier.errors import InvalidInput, SchemaMissing
 from ranvier.model import TraceStatus, TraceSummary
 from ranvier.stores.base import PersistenceStore
 from ranvier.stores.url import open_store, resolve_store_url
 
 PAGE_SIZE = 500
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
 _OPTIONS: dict[str, Any] = {}
 
 
@@ -49,17 +48,35 @@ async def open_with_defaults(url: str | None, *, ensure_schema: bool = True) -> 
 
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ***, fit for output and logs."""
-    return _PASSWORD.sub(r"\1***@", url)
+    return rules.masked_url(url)
 
 
 @asynccontextmanager
-async def opened(url: str | None, *, ensure_schema: bool = True) -> AsyncIterator[PersistenceStore]:
-    """The store named by `url` (default: RANVIER_STORE_URL), closed on exit."""
-    store = await open_with_defaults(url, ensure_schema=ensure_schema)
+async def opened(
+    url: str | None, *, ensure_schema: bool = True, read_only: bool = False
+) -> AsyncIterator[PersistenceStore]:
+    """The store named by `url` (default: RANVIER_STORE_URL), closed on exit.
+
+    `read_only`: create nothing; a store without the ranvier schema (a mistyped path or
+    prefix) is `SchemaMissing` instead of an empty store.
+    """
+    store = await open_with_defaults(url, ensure_schema=ensure_schema and not read_only)
     try:
+        if read_only:
+            await require_schema(store)
         yield store
     finally:
         await store.close()
+
+
+async def require_schema(store: PersistenceStore) -> None:
+    """`SchemaMissing` unless the store holds the ranvier schema (read-only check)."""
+    described = await store.describe()
+    if described.latest_schema_version is not None and described.schema_version is None:
+        raise SchemaMissing(
+            f"no ranvier schema at {described.location} (run `ranvier schema ensure`, or "
+            "check the URL and --store-option table_prefix=/prefix=)"
+        )
 
 
 async def iter_traces(
@@ -87,8 +104,6 @@ async def iter_traces(
         cursor = page.next_cursor
 
 
-async def count_traces(store: PersistenceStore, **filters: Any) -> int:
-    count = 0
-    async for _ in iter_traces(store, **filters):
-        count += 1
-    return count
+async def count_traces(store: PersistenceStore) -> int:
+    """Every trace, counted by the store."""
+    return sum((await store.count_traces_by_status()).values())

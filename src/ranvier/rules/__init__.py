@@ -24,6 +24,7 @@ from ranvier.rules.listing import (
     validate_status,
 )
 from ranvier.rules.traces import (
+    CLEARED,
     PreparedStart,
     PreparedTrace,
     pending_intervention,
@@ -64,6 +65,7 @@ from ranvier.rules.writes import (
 )
 
 __all__ = [
+    "CLEARED",
     "COMPLETION_OF_STATUS",
     "COUNTED_STATUSES",
     "DEFAULT_MAX_PAYLOAD_BYTES",

@@ -34,11 +34,18 @@ from ranvier.rules.validation import (
 # --- interventions and digests ----------------------------------------------------
 
 
+CLEARED = "(cleared)"
+"""The target of an intervention that withdraws the pending one (no step has this name:
+step names cannot start with "(")."""
+
+
 def pending_intervention(trace: PersistedTrace) -> Intervention | None:
     """The newest intervention not yet followed by a checkpoint of its target node."""
     if not trace.interventions:
         return None
     latest = trace.interventions[-1]
+    if latest.target_node == CLEARED:
+        return None
     for event in trace.events:
         if event.node_id == latest.target_node and event.timestamp_ms >= latest.timestamp_ms:
             return None

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import math
-from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -48,12 +46,23 @@ class PreparedEnvelope:
     outcome_kind: OutcomeKind
     _envelope: PersistenceEnvelope | None
 
-    def __init__(self, envelope: PersistenceEnvelope, payload_json: bytes | None) -> None:
-        """From an envelope that already holds its payload hash and outcome kind."""
-        self.source = self._envelope = envelope
+    def __init__(
+        self,
+        envelope: PersistenceEnvelope,
+        payload_json: bytes | None,
+        payload_hash: str | None = None,
+        outcome_kind: OutcomeKind | None = None,
+    ) -> None:
+        """From a validated envelope and its payload's JSON; the hash and kind computed
+        by the checks (default: the envelope's own)."""
+        self.source = envelope
         self.payload_json = payload_json
-        self.payload_hash = envelope.payload_hash
-        self.outcome_kind = OutcomeKind(envelope.outcome_kind)
+        if outcome_kind is None:
+            payload_hash, outcome_kind = envelope.payload_hash, OutcomeKind(envelope.outcome_kind)
+        self.payload_hash = payload_hash
+        self.outcome_kind = outcome_kind
+        same = envelope.payload_hash == payload_hash and outcome_kind is envelope.outcome_kind
+        self._envelope = envelope if same else None
 
     @property
     def envelope(self) -> PersistenceEnvelope:
@@ -65,9 +74,6 @@ class PreparedEnvelope:
 
     def __repr__(self) -> str:
         return f"PreparedEnvelope({self.envelope!r}, {self.payload_json!r})"
-
-
-_new_prepared = object.__new__
 
 
 # --- validation -------------------------------------------------------------------
@@ -213,24 +219,8 @@ def encode_payload(
     return data
 
 
-def _builtin_sha256() -> Callable[[bytes], Any]:
-    """CPython's own SHA-256 where the build has it, else hashlib's (OpenSSL's).
-
-    The same digest. For a checkpoint's small payload, OpenSSL's context set-up, copy
-    and cleanse cost more than the hashing itself: 0.43 against 0.62 us, 4.4k against
-    5.9k instructions (docs/decisions.md, "Hashing payloads").
-    """
-    for name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
-        try:
-            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
-        except (ImportError, AttributeError):
-            continue
-    return hashlib.sha256
-
-
 _dumps = orjson.dumps
 _SORT_KEYS = orjson.OPT_SORT_KEYS
-_sha256: Callable[[bytes], Any] = _builtin_sha256()
 
 
 def _explain(payload: Any) -> None:
@@ -258,14 +248,7 @@ def prepare_envelope(
 ) -> PreparedEnvelope:
     """Validate an envelope and compute its payload hash; raises `InvalidInput`."""
     data, digest, kind = check_envelope(envelope, max_payload_bytes)
-    prepared: PreparedEnvelope = _new_prepared(PreparedEnvelope)
-    prepared.source = envelope
-    prepared.payload_json = data
-    prepared.payload_hash = digest
-    prepared.outcome_kind = kind
-    same = envelope.payload_hash == digest and kind is envelope.outcome_kind
-    prepared._envelope = envelope if same else None
-    return prepared
+    return PreparedEnvelope(envelope, data, digest, kind)
 
 
 def check_envelope(
@@ -312,13 +295,13 @@ def check_envelope(
     else:
         data = None
         if type(payload) is dict and _is_plain_json(payload):  # encode_payload, inlined
-            try:  # noqa: SIM105 (suppress() costs 0.4 us, on every checkpoint)
+            try:  # noqa: SIM105 (suppress() is slower, on every checkpoint's path)
                 data = _dumps(payload, option=_SORT_KEYS)
             except orjson.JSONEncodeError:
                 pass  # encode_payload explains it
         if data is None or len(data) > max_payload_bytes or b"\\u0000" in data:
             data = encode_payload(payload, max_bytes=max_payload_bytes)  # raises, says why
-        digest = _sha256(data).hexdigest()  # type: ignore[arg-type]
+        digest = hashlib.sha256(data).hexdigest()  # type: ignore[arg-type]
     given = envelope.payload_hash
     if given is not None and given != digest:
         raise InvalidInput(
@@ -327,20 +310,10 @@ def check_envelope(
     return data, digest, kind
 
 
-_ENVELOPE_FIELDS = tuple(f.name for f in fields(PersistenceEnvelope))
-_set = object.__setattr__
-
-
 def _with_hash(
     envelope: PersistenceEnvelope, digest: str | None, kind: OutcomeKind
 ) -> PersistenceEnvelope:
-    # dataclasses.replace costs twice as much; this is on every checkpoint's path
-    copy = object.__new__(PersistenceEnvelope)
-    for name in _ENVELOPE_FIELDS:
-        _set(copy, name, getattr(envelope, name))
-    _set(copy, "payload_hash", digest)
-    _set(copy, "outcome_kind", kind)
-    return copy
+    return replace(envelope, payload_hash=digest, outcome_kind=kind)
 
 
 def prepare_intervention(

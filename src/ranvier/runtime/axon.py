@@ -71,6 +71,8 @@ class Axon:
     ) -> Axon:
         """Append a step (named after the function unless `name` is given); returns self."""
         name = validate_id("step name", name or getattr(step, "__name__", type(step).__name__))
+        if name.startswith("("):
+            raise InvalidInput(f"step name {name!r} cannot start with '(' (reserved)")
         if any(s.name == name for s in self._steps):
             raise InvalidInput(f"pipeline {self.name!r} already has a step named {name!r}")
         is_async = inspect.iscoroutinefunction(step) or inspect.iscoroutinefunction(

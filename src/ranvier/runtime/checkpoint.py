@@ -137,11 +137,13 @@ class Checkpointer:
 
     def _record_failure(self, exc: StoreUnavailable, step: int | None, attempt: int) -> None:
         self._failures.inc()
+        # `metric=checkpoint_failure`: the runbook's field for log-based alerting
         log.error(
-            "checkpoint failed trace_id=%s step=%s attempt=%d/%d: %s",
+            "checkpoint failed metric=checkpoint_failure trace_id=%s step=%s attempt=%d/%d: %s",
             self.trace_id,
             step,
             attempt,
             self._policy.retry.attempts,
             exc,
+            extra={"metric": "checkpoint_failure", "trace_id": self.trace_id, "step": step},
         )

@@ -25,12 +25,23 @@ _ADAPTERS: dict[str, tuple[str, str | None]] = {
     "redis": ("ranvier.stores.redis", "redis"),
     "rediss": ("ranvier.stores.redis", "redis"),
     "redis+cluster": ("ranvier.stores.redis", "redis"),
+    "rediss+cluster": ("ranvier.stores.redis", "redis"),
 }
 
 
 def resolve_store_url(url: str | None = None) -> str:
-    """The URL given, else `RANVIER_STORE_URL`, else the SQLite default."""
-    return url or os.environ.get(STORE_URL_ENV) or DEFAULT_STORE_URL
+    """The URL given, else `RANVIER_STORE_URL` (unless empty), else the SQLite default.
+
+    An empty URL given on purpose is `InvalidInput`, never the default store.
+    """
+    if url is None:
+        return os.environ.get(STORE_URL_ENV) or DEFAULT_STORE_URL
+    if type(url) is not str or not url.strip():
+        raise InvalidInput(
+            f"store URL {url!r} is empty; give one (sqlite:///path.db, postgresql://..., "
+            f"redis://..., memory://) or None for the default ({DEFAULT_STORE_URL})"
+        )
+    return url
 
 
 def _scheme(url: str) -> str:

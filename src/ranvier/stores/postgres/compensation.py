@@ -11,6 +11,7 @@ import asyncpg
 from ranvier import rules
 from ranvier.model import CompensationRecord, CompensationState
 from ranvier.stores.postgres.connection import Connections, checkout
+from ranvier.stores.postgres.rows import check_times
 from ranvier.stores.postgres.sql import Statements
 
 PURGE_BATCH_SIZE = 1000
@@ -81,8 +82,40 @@ class PostgresCompensationIdempotencyStore:
             rows = await conn.fetch(self._sql.list_unfinished, limit)
         return [_record(row) for row in rows]
 
+    async def list_records(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[CompensationRecord]:
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+        if after is not None:
+            rules.validate_id("after", after)
+        async with self._conn() as conn:
+            rows = await conn.fetch(self._sql.list_records, after or "", limit)
+        return [_record(row) for row in rows]
+
+    async def import_record(self, record: CompensationRecord) -> bool:
+        record = rules.validate_record(record)
+        check_times(claimed_at_ms=record.claimed_at_ms, compensated_at_ms=record.compensated_at_ms)
+        if rules.merged_record(await self.get(record.key), record) is None:
+            return False
+        async with self._conn() as conn:  # IMPORT_RECORD holds the rule against a race
+            written = await conn.fetchval(
+                self._sql.import_record,
+                record.key,
+                record.state.value,
+                record.claimed_at_ms,
+                record.compensated_at_ms,
+            )
+        return written is not None
+
+    async def count_older_than_ms(self, cutoff_ms: int) -> int:
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        async with self._conn() as conn:
+            count: int = await conn.fetchval(self._sql.count_compensations, cutoff_ms)
+        return count
+
     async def purge_older_than_ms(self, cutoff_ms: int) -> int:
-        """Delete keys claimed before `cutoff_ms`, a bounded batch per transaction."""
+        """Delete keys compensated before `cutoff_ms`, a bounded batch per transaction; an
+        unfinished claim stays (its hook could otherwise run a second time)."""
         rules.validate_step(cutoff_ms, what="cutoff_ms")
         total = 0
         while True:

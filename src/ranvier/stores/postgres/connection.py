@@ -12,11 +12,18 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from ranvier import rules
-from ranvier.errors import InvalidInput, SchemaMismatch, StoreUnavailable
+from ranvier.errors import (
+    InvalidInput,
+    RanvierError,
+    SchemaMismatch,
+    SchemaMissing,
+    StoreUnavailable,
+)
 
 _UNAVAILABLE = (
     OSError,  # refused, reset, unreachable (ConnectionError is a subclass)
@@ -29,23 +36,65 @@ _UNAVAILABLE = (
 RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 """Errors after which a whole statement may simply run again: nothing was written."""
 
+_FIXES: tuple[tuple[type[BaseException], type[RanvierError], str], ...] = (
+    (
+        asyncpg.exceptions.InvalidCatalogNameError,
+        StoreUnavailable,
+        "create the database (createdb NAME, or CREATE DATABASE NAME) or fix its name in the URL",
+    ),
+    (
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # and wrong passwords
+        StoreUnavailable,
+        "check the user and password in the URL (and the server's pg_hba.conf)",
+    ),
+    (
+        asyncpg.exceptions.UndefinedTableError,
+        SchemaMissing,
+        "create the schema: `ranvier schema ensure` or `await store.ensure_schema()`",
+    ),
+    (
+        asyncpg.exceptions.UndefinedColumnError,
+        SchemaMismatch,
+        "the tables are not what this ranvier writes: run ensure_schema(), which names them",
+    ),
+    (
+        asyncpg.exceptions.InvalidCachedStatementError,
+        StoreUnavailable,
+        "the schema changed under a prepared statement (a migration ran): retry",
+    ),
+    (asyncpg.DataError, InvalidInput, "a value is out of the range its column holds"),
+)
+"""Driver errors that have a fix to name, by class (first match): (class, ours, the fix)."""
+
 
 def translated(exc: BaseException, what: str = "PostgreSQL") -> BaseException | None:
     """The ranvier error for a driver error (its cause set), or None to let it through."""
-    error: BaseException
+    error: BaseException | None = None
     if isinstance(exc, TimeoutError):
-        error = StoreUnavailable(
-            f"{what}: timed out: no pooled connection came free within acquire_timeout "
-            "(raise max_connections?) or a statement ran past command_timeout"
-        )
-    elif isinstance(exc, asyncpg.exceptions.UndefinedTableError):
-        error = SchemaMismatch(f"{what}: {exc}; call ensure_schema() first")
+        error = StoreUnavailable(f"{what}: a statement ran past command_timeout")
     elif isinstance(exc, _UNAVAILABLE):
         error = StoreUnavailable(f"{what} unavailable: {type(exc).__name__}: {exc}")
     else:
-        return None
-    error.__cause__ = exc
+        for driver, ours, fix in _FIXES:
+            if isinstance(exc, driver):
+                error = ours(f"{what}: {_one_line(exc)}: {fix}")
+                break
+    if error is not None:
+        error.__cause__ = exc
     return error
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def pool_exhausted(pool: asyncpg.Pool, acquire_timeout: float) -> StoreUnavailable:
+    return StoreUnavailable(
+        "PostgreSQL: timed out waiting for a pooled connection: none came free within "
+        f"acquire_timeout={acquire_timeout:g} s "
+        f"(the pool has max_connections={pool.get_max_size()}): raise max_connections (within "
+        "the server's max_connections) or acquire_timeout, or run fewer operations at once"
+    )
 
 
 @contextmanager
@@ -100,25 +149,78 @@ class PoolOptions:
 
 async def create_pool(url: str, options: PoolOptions) -> asyncpg.Pool:
     """Open a pool on `url` (postgres:// or postgresql://); `StoreUnavailable` if unreachable."""
-    with translate(f"PostgreSQL at {_redact(url)}"):
-        pool: asyncpg.Pool = await asyncpg.create_pool(
-            dsn=url,
-            min_size=options.min_connections,
-            max_size=options.max_connections,
-            timeout=options.connect_timeout,
-            command_timeout=options.command_timeout,
-            server_settings=SERVER_SETTINGS,
-            reset=keep_session,
-        )
+    where = f"PostgreSQL at {rules.masked_url(url)}"
+    with translate(where):
+        try:
+            pool: asyncpg.Pool = await asyncpg.create_pool(
+                dsn=url,
+                min_size=options.min_connections,
+                max_size=options.max_connections,
+                timeout=options.connect_timeout,
+                command_timeout=options.command_timeout,
+                server_settings=SERVER_SETTINGS,
+                reset=keep_session,
+            )
+        except _REFUSED_SETTING as exc:  # asyncpg sends unknown URL parameters as settings
+            raise InvalidInput(
+                f"{where}: {_one_line(exc)}: the URL's query parameters are the server's "
+                f"settings, libpq's (sslmode...) and ranvier's ({', '.join(URL_OPTIONS)})"
+            ) from exc
     return pool
+
+
+_REFUSED_SETTING = (
+    asyncpg.exceptions.UndefinedObjectError,  # unrecognized configuration parameter
+    asyncpg.exceptions.CantChangeRuntimeParamError,
+)
+
+URL_OPTIONS: dict[str, type[Any]] = {
+    "table_prefix": str,
+    "partitions": int,
+    "min_connections": int,
+    "max_connections": int,
+    "acquire_timeout": float,
+    "connect_timeout": float,
+    "command_timeout": float,
+}
+"""The store's options a URL may carry as query parameters (`?table_prefix=x&...`)."""
+
+
+def split_url(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL without ranvier's query parameters, and those as options."""
+    parts = urlsplit(url)
+    options: dict[str, Any] = {}
+    rest: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "prefix":
+            raise InvalidInput(
+                "PostgreSQL URLs take ?table_prefix=NAME (the tables' prefix), not ?prefix="
+            )
+        kind = URL_OPTIONS.get(name)
+        if kind is None:
+            rest.append((name, value))
+            continue
+        try:
+            options[name] = kind(value)
+        except ValueError:
+            raise InvalidInput(
+                f"URL parameter {name}={value!r} must be {'an int' if kind is int else 'a number'}"
+            ) from None
+    return urlunsplit(parts._replace(query=urlencode(rest))), options
 
 
 @asynccontextmanager
 async def checkout(pool: asyncpg.Pool, acquire_timeout: float) -> AsyncIterator[Any]:
     """A pooled connection for the block; errors inside it are translated too."""
     with translate():
-        async with pool.acquire(timeout=acquire_timeout) as conn:
+        try:
+            conn = await pool.acquire(timeout=acquire_timeout)
+        except TimeoutError as exc:
+            raise pool_exhausted(pool, acquire_timeout) from exc
+        try:
             yield conn
+        finally:
+            await pool.release(conn)
 
 
 KEEP_CONNECTIONS = 2
@@ -166,8 +268,11 @@ class Connections:
             return conn
         if conn is not None:  # closed under us while kept: the pool cleans it up
             await self._pool.release(conn)
-        async with asyncio.timeout(self._acquire_timeout):
-            return await self._pool.acquire()
+        try:
+            async with asyncio.timeout(self._acquire_timeout):
+                return await self._pool.acquire()
+        except TimeoutError as exc:  # every connection busy: the pool's size is the fix
+            raise pool_exhausted(self._pool, self._acquire_timeout) from exc
 
     def _keep_it(self, conn: Any) -> bool:
         if self._closed or len(self._idle) >= self._keep:
@@ -200,6 +305,12 @@ class Connections:
     async def _release(self, conn: Any) -> None:
         with suppress(Exception):  # the pool terminates a connection it cannot reset
             await self._pool.release(conn)
+
+    async def close_idle(self) -> None:
+        """Hand the kept connections back to the pool now (the store stays usable)."""
+        self._release_idle()
+        while self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
 
     async def close(self) -> None:
         """Hand every kept connection back to the pool (the pool stays open)."""
@@ -266,12 +377,3 @@ class _Checkout:
             error = translated(exc)
             if error is not None:
                 raise error from exc
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"

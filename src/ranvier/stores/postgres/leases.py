@@ -1,7 +1,9 @@
 """Leases on PostgreSQL, with the durable start that comes with an acquisition.
 
+Also the fencing tokens that backups carry (`list_tokens`, `raise_token`).
+
 `acquire_lease` calls of concurrent runs share one statement and one commit, as appends
-do (`postgres_batch.GroupCommit`, one call per trace per batch): `ACQUIRE_LEASE` for a
+do (`postgres.batch.GroupCommit`, one call per trace per batch): `ACQUIRE_LEASE` for a
 lone call, `ACQUIRE_LEASE_BATCH` for more. In the same statement, each lease acquired
 counts an attempt of its stored, unfinished trace, and a call with a `TraceStart`
 creates its trace when none is stored: no round trip beyond the lease's own. Those
@@ -19,7 +21,7 @@ import orjson
 
 from ranvier import rules
 from ranvier.errors import LeaseLost
-from ranvier.model import Lease, TraceStart
+from ranvier.model import Lease, LeaseToken, TraceStart
 from ranvier.stores.postgres.batch import RETRY, GroupCommit, Result
 from ranvier.stores.postgres.connection import RETRYABLE, Connections
 from ranvier.stores.postgres.sql import Statements
@@ -152,6 +154,19 @@ class PostgresLeases:
             token=row["token"],
             expires_at_ms=row["expires_at_ms"],
         )
+
+    async def list_tokens(self, after: str | None, limit: int) -> list[LeaseToken]:
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+        if after is not None:
+            rules.validate_id("after", after)
+        async with self._connections.checkout() as conn:
+            rows = await conn.fetch(self._sql.list_lease_tokens, after or "", limit)
+        return [LeaseToken(trace_id=row["trace_id"], token=row["token"]) for row in rows]
+
+    async def raise_token(self, trace_id: str, token: int) -> None:
+        rules.validate_token(LeaseToken(trace_id=trace_id, token=token))
+        async with self._connections.checkout() as conn:
+            await conn.execute(self._sql.raise_lease_token, trace_id, token)
 
     async def close(self) -> None:
         await self.acquirer.close()

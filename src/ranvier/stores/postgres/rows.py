@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from ranvier import rules
-from ranvier.errors import RanvierError
+from ranvier.errors import InvalidInput, RanvierError
 from ranvier.model import (
     CompletionState,
     ForkOrigin,
@@ -20,6 +20,7 @@ from ranvier.model import (
     TraceSummary,
 )
 from ranvier.stores.postgres.batch import RETRY, Result
+from ranvier.stores.postgres.sql import MAX_TIME_MS
 
 Pending = tuple[rules.PreparedEnvelope, int | None]
 """An append waiting for group commit: the prepared envelope and its fencing token."""
@@ -255,3 +256,14 @@ def intervention_columns(
         [i.timestamp_ms for i, _ in interventions],
         [_text(data) for _, data in interventions],
     ]
+
+
+def check_times(**times: int | None) -> None:
+    """`InvalidInput` for a time a `timestamptz` column cannot hold (restores, the ledger):
+    the rules take any 64-bit time, PostgreSQL's timestamps end in the year 294276."""
+    for name, value in times.items():
+        if value is not None and value > MAX_TIME_MS:
+            raise InvalidInput(
+                f"{name} {value} is past the last time PostgreSQL stores ({MAX_TIME_MS} ms, "
+                "the year 294276)"
+            )

@@ -1,13 +1,13 @@
 """The PostgreSQL store: ACID checkpoints, one round trip per append, group commit.
 
-`append` is one statement (`postgres_sql.APPEND`) that locks the trace's state row,
+`append` is one statement (`sql.traces.APPEND`) that locks the trace's state row,
 checks circuit, completion and fencing token, inserts the event with ON CONFLICT DO
 NOTHING and returns what the rules need to tell an identical retry from a conflict;
-concurrent appends share that statement as one multi-row transaction
-(`postgres_batch`). `complete` and `acquire_lease` (`postgres_leases`, which also
-counts the run's attempt and stores its start) are coalesced the same way, so a run
-beside others makes no single-row commit of its own. Every time the store records comes
-from the server's `now()`.
+concurrent appends share that statement as one multi-row transaction (`batch`,
+`writes`). `complete` and `acquire_lease` (`leases`, which also counts the run's attempt
+and stores its start) are coalesced the same way, so a run beside others makes no
+single-row commit of its own. Counts, purge, restore and `describe` live in
+`maintenance`. Every time the store records comes from the server's `now()`.
 """
 
 from __future__ import annotations
@@ -19,72 +19,42 @@ from typing import Any
 import asyncpg
 
 from ranvier import rules
-from ranvier.errors import InvalidInput, RanvierError, RestoreConflict, TraceNotFound
+from ranvier.errors import TraceNotFound
 from ranvier.model import (
     CompletionState,
     Intervention,
     Lease,
+    LeaseToken,
     PersistedTrace,
     PersistenceEnvelope,
     ResumeCursor,
+    StoreDescription,
     TracePage,
     TraceStart,
     TraceStatus,
 )
 from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.closing import ClosesOnExit
-from ranvier.stores.postgres.batch import RETRY, GroupCommit, Result
+from ranvier.stores.postgres.batch import GroupCommit
 from ranvier.stores.postgres.compensation import PostgresCompensationIdempotencyStore
 from ranvier.stores.postgres.connection import (
-    RETRYABLE,
     Connections,
     PoolOptions,
     checkout,
     create_pool,
+    split_url,
     translate,
 )
 from ranvier.stores.postgres.leases import PostgresLeases
-from ranvier.stores.postgres.rows import (
-    Pending,
-    append_document,
-    append_one_arguments,
-    append_result,
-    complete_document,
-    event_columns,
-    fork_columns,
-    intervention_columns,
-    summary_from_row,
-    trace_from_row,
-)
+from ranvier.stores.postgres.maintenance import Maintenance
+from ranvier.stores.postgres.rows import Pending, summary_from_row, trace_from_row
 from ranvier.stores.postgres.schema import drop_schema, ensure_schema, validate_partitions
 from ranvier.stores.postgres.sql import DEFAULT_PREFIX, render, validate_prefix
+from ranvier.stores.postgres.writes import Completion, Writes, check_fence_value
 
 __all__ = ["PostgresCompensationIdempotencyStore", "PostgresPersistenceStore", "from_url"]
 
-Completion = tuple[str, str, int | None]
-"""A `complete` call waiting for its batch: trace id, completion value, fence."""
-
-
-def _completion_result(call: Completion, row: Any) -> Result:
-    """What COMPLETE's row means for the call: None (done, or a no-op) or the rules' error."""
-    if row["written"]:
-        return None
-    trace_id, state, fence = call
-    try:
-        if not row["found"]:
-            raise TraceNotFound(f"no trace is stored under {trace_id!r}")
-        if not rules.completion_change(trace_id, row["completion"], CompletionState(state)):
-            return None
-        rules.check_fence(trace_id, fence, row["token"], row["expires_at_ms"], row["now_ms"])
-    except RanvierError as exc:
-        return exc
-    return AssertionError("complete: the statement and the rules disagree")  # unreachable
-
-
-def _fence(fence: object) -> int | None:
-    if fence is not None and type(fence) is not int:
-        raise InvalidInput(f"fence must be a lease's int token or None, got {fence!r}")
-    return fence
+_fence = check_fence_value
 
 
 class PostgresPersistenceStore(ClosesOnExit):
@@ -108,6 +78,7 @@ class PostgresPersistenceStore(ClosesOnExit):
         max_batch: int = 256,
         max_inflight_batches: int = 2,
         owns_pool: bool = False,
+        url: str | None = None,
     ) -> None:
         self._pool = pool
         self._prefix = validate_prefix(table_prefix)
@@ -115,14 +86,18 @@ class PostgresPersistenceStore(ClosesOnExit):
         self._acquire_timeout = acquire_timeout
         self._max_payload_bytes = rules.validate_positive("max_payload_bytes", max_payload_bytes)
         self._owns_pool = owns_pool
+        self._url = url
         self._sql = render(self._prefix)
         self._connections = Connections(pool, acquire_timeout)
+        writes = Writes(self._sql, self._connections)
+        self._flush = writes.appends
         self._batcher: GroupCommit[Pending] = GroupCommit(
             self._flush,
             max_batch=rules.validate_positive("max_batch", max_batch),
             max_inflight=rules.validate_positive("max_inflight_batches", max_inflight_batches),
         )
         # completes of concurrent runs share a statement and a commit, as appends do
+        self._flush_completes = writes.completes
         self._completer: GroupCommit[Completion] = GroupCommit(
             self._flush_completes,
             max_batch=self._batcher.max_batch,
@@ -138,30 +113,46 @@ class PostgresPersistenceStore(ClosesOnExit):
         self._compensations = PostgresCompensationIdempotencyStore(
             pool, self._sql, acquire_timeout=acquire_timeout, connections=self._connections
         )
+        self._maintenance = Maintenance(
+            self._sql,
+            self._connections,
+            pool=pool,
+            prefix=self._prefix,
+            url=url,
+            max_payload_bytes=self._max_payload_bytes,
+        )
 
     @classmethod
     async def connect(
         cls,
         url: str,
         *,
-        min_connections: int = 5,
-        max_connections: int = 20,
-        acquire_timeout: float = 3.0,
-        connect_timeout: float = 10.0,
+        min_connections: int | None = None,
+        max_connections: int | None = None,
+        acquire_timeout: float | None = None,
+        connect_timeout: float | None = None,
         command_timeout: float | None = None,
         **options: Any,
     ) -> PostgresPersistenceStore:
-        """Open a pool on `url` with the runbook's sizing; other options go to the store."""
-        pool_options = PoolOptions(
-            min_connections=min_connections,
-            max_connections=max_connections,
-            acquire_timeout=acquire_timeout,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-        )
-        validate_prefix(options.get("table_prefix", DEFAULT_PREFIX))  # before connecting
-        pool = await create_pool(url, pool_options)
-        return cls(pool, acquire_timeout=acquire_timeout, owns_pool=True, **options)
+        """Open a pool on `url` with the runbook's sizing (`PoolOptions`: 5 to 20
+        connections, 3 s to get one); other options go to the store. The URL may carry
+        any of them as query parameters (`?table_prefix=x&max_connections=8`); arguments
+        given here win."""
+        dsn, settings = split_url(url)
+        given = {
+            "min_connections": min_connections,
+            "max_connections": max_connections,
+            "acquire_timeout": acquire_timeout,
+            "connect_timeout": connect_timeout,
+            "command_timeout": command_timeout,
+        }
+        settings |= options | {k: v for k, v in given.items() if v is not None}
+        pool_options = PoolOptions(**{k: settings.pop(k) for k in given if k in settings})
+        validate_prefix(settings.get("table_prefix", DEFAULT_PREFIX))  # before connecting
+        validate_partitions(settings.get("partitions"))
+        pool = await create_pool(dsn, pool_options)
+        timeout = pool_options.acquire_timeout
+        return cls(pool, acquire_timeout=timeout, owns_pool=True, url=url, **settings)
 
     def with_table_prefix(self, prefix: str) -> PostgresPersistenceStore:
         """A store on the same pool over the tables `<prefix>_*` (it does not own the pool)."""
@@ -173,6 +164,7 @@ class PostgresPersistenceStore(ClosesOnExit):
             max_payload_bytes=self._max_payload_bytes,
             max_batch=self._batcher.max_batch,
             max_inflight_batches=self._batcher.max_inflight,
+            url=self._url,
         )
 
     @property
@@ -191,15 +183,27 @@ class PostgresPersistenceStore(ClosesOnExit):
         return self._connections.checkout()
 
     async def ensure_schema(self, partitions: int | None = None) -> None:
-        """Create or upgrade the tables; with `partitions` the events are hash-partitioned."""
+        """Create or upgrade the tables; with `partitions` the events are hash-partitioned.
+
+        After a migration, the pool's connections are replaced: their prepared statements
+        were planned for the tables as they were."""
         wanted = self._partitions if partitions is None else validate_partitions(partitions)
         async with checkout(self._pool, self._acquire_timeout) as conn:
-            await ensure_schema(conn, self._prefix, wanted)
+            migrated = await ensure_schema(conn, self._prefix, wanted)
+        if migrated:
+            await self._connections.close_idle()
+            await self._pool.expire_connections()
 
     async def drop_schema(self) -> None:
         """Drop every table of this prefix with all its data (tests, benchmarks)."""
         async with checkout(self._pool, self._acquire_timeout) as conn:
             await drop_schema(conn, self._prefix)
+
+    async def describe(self) -> StoreDescription:
+        """Adapter, URL (password masked), stored and latest schema version, the tables,
+        and what `doctor` judges: `synchronous_commit`, the server's `max_connections`,
+        the pool's `pool_min`/`pool_max`, `partitions`. Creates nothing."""
+        return await self._maintenance.describe()
 
     # --- append -------------------------------------------------------------------
 
@@ -207,50 +211,6 @@ class PostgresPersistenceStore(ClosesOnExit):
         prepared = rules.prepare_envelope(envelope, max_payload_bytes=self._max_payload_bytes)
         pending: Pending = (prepared, _fence(fence))
         await self._batcher.submit(prepared.envelope.trace_id, pending)
-
-    async def _flush(self, batch: Sequence[Pending]) -> list[Result]:
-        """One APPEND statement for the batch: one transaction, one round trip."""
-        if len(batch) == 1:
-            return [await self._flush_one(batch[0])]
-        try:
-            document, fenced = append_document(batch)
-        except (TypeError, ValueError):  # an int beyond 64 bits: let its own append fail
-            return await self._flush_each(batch)
-        try:
-            async with self._conn() as conn:
-                rows = await conn.fetch(self._sql.append, document, fenced)
-        except RETRYABLE:  # another process locked the same traces in another order
-            return [RETRY] * len(batch)
-        except asyncpg.DataError:  # a value out of range: nothing was written
-            return await self._flush_each(batch)
-        results: list[Result] = [None] * len(batch)  # what comes back was not written
-        for row in rows:
-            index = row["idx"] - 1
-            results[index] = append_result(batch[index], row, written=False)
-        return results
-
-    async def _flush_one(self, pending: Pending) -> Result:
-        arguments = append_one_arguments(pending)
-        if pending[1] is None:
-            sql, arguments = self._sql.append_one, arguments[:9]
-        else:
-            sql = self._sql.append_one_fenced
-        try:
-            async with self._conn() as conn:
-                row = await conn.fetchrow(sql, *arguments)
-        except RETRYABLE:
-            return RETRY
-        return append_result(pending, row, written=row["written"])
-
-    async def _flush_each(self, batch: Sequence[Pending]) -> list[Result]:
-        """The batch one envelope at a time, so that a bad value fails only its append."""
-        results: list[Result] = []
-        for pending in batch:
-            try:
-                results.append(await self._flush_one(pending))
-            except (asyncpg.DataError, OverflowError, TypeError, ValueError) as exc:
-                results.append(exc)
-        return results
 
     # --- reads --------------------------------------------------------------------
 
@@ -284,7 +244,7 @@ class PostgresPersistenceStore(ClosesOnExit):
                 updated_before_ms,
                 code,
                 limit,
-                None if min_attempts is None else min(min_attempts, 1 << 31),  # beyond int4
+                None if min_attempts is None else min(min_attempts, rules.MAX_INT),
             )
         items = tuple(summary_from_row(row) for row in rows)
         last = rules.encode_cursor(items[-1].trace_id) if len(items) == limit else None
@@ -311,6 +271,7 @@ class PostgresPersistenceStore(ClosesOnExit):
         self, trace_id: str, from_step: int, *, fence: int | None = None
     ) -> ResumeCursor:
         rules.validate_id("trace_id", trace_id)
+        rules.validate_step(from_step, what="from_step", minimum=-1)  # before any I/O
         fence = _fence(fence)
         async with self._conn() as conn, conn.transaction():
             row = await self._locked(conn, trace_id, fence)
@@ -327,38 +288,6 @@ class PostgresPersistenceStore(ClosesOnExit):
         rules.validate_id("trace_id", trace_id)
         await self._completer.submit(trace_id, (trace_id, state.value, _fence(fence)))
 
-    async def _flush_completes(self, batch: Sequence[Completion]) -> list[Result]:
-        """COMPLETE for one call, COMPLETE_BATCH for more: one statement, one commit."""
-        if len(batch) > 1:
-            try:
-                document = complete_document(batch)
-            except (TypeError, ValueError):  # a fence beyond 64 bits: its own call fails
-                document = None
-            if document is not None:
-                try:
-                    async with self._conn() as conn:
-                        rows = await conn.fetch(self._sql.complete_batch, document)
-                except RETRYABLE:  # another process locked the same traces in another order
-                    return [RETRY] * len(batch)
-                results: list[Result] = [None] * len(batch)
-                for row in rows:
-                    index = row["idx"] - 1
-                    results[index] = _completion_result(batch[index], row)
-                return results
-        results = []
-        for call in batch:
-            try:
-                async with self._conn() as conn:  # one statement: checks and update, atomic
-                    row = await conn.fetchrow(self._sql.complete, *call)
-            except RETRYABLE:
-                results.append(RETRY)
-                continue
-            except (asyncpg.DataError, OverflowError) as exc:
-                results.append(exc)
-                continue
-            results.append(_completion_result(call, row))
-        return results
-
     async def save_intervention(self, trace_id: str, intervention: Intervention) -> None:
         data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)
         rules.validate_id("trace_id", trace_id)
@@ -373,19 +302,20 @@ class PostgresPersistenceStore(ClosesOnExit):
                 None if data is None else data.decode(),
             )
 
-    # --- deletes ------------------------------------------------------------------
+    # --- deletes, counts, restore (`postgres.maintenance`) --------------------------
 
-    async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
-        """Delete traces completed before `cutoff_ms`, one short transaction per batch."""
-        rules.validate_step(cutoff_ms, what="cutoff_ms")
-        rules.validate_positive("batch_size", batch_size, maximum=rules.MAX_BATCH_SIZE)
-        total = 0
-        while True:
-            async with self._conn() as conn:
-                purged: int = await conn.fetchval(self._sql.purge_batch, cutoff_ms, batch_size)
-            total += purged
-            if purged < batch_size:
-                return total
+    async def purge_completed(
+        self, cutoff_ms: int, *, batch_size: int = 500, limit: int | None = None
+    ) -> int:
+        """Delete traces completed before `cutoff_ms` (earliest first, at most `limit`),
+        one short transaction per batch."""
+        return await self._maintenance.purge_completed(cutoff_ms, batch_size, limit)
+
+    async def count_completed_before(self, cutoff_ms: int) -> int:
+        return await self._maintenance.count_completed_before(cutoff_ms)
+
+    async def count_traces_by_status(self) -> dict[TraceStatus, int]:
+        return await self._maintenance.count_traces_by_status()
 
     async def delete(self, trace_id: str) -> bool:
         rules.validate_id("trace_id", trace_id)
@@ -393,45 +323,19 @@ class PostgresPersistenceStore(ClosesOnExit):
             deleted: int = await conn.fetchval(self._sql.delete_trace, trace_id)
         return deleted > 0
 
-    # --- restore ------------------------------------------------------------------
+    async def load_many(self, trace_ids: Sequence[str]) -> list[PersistedTrace]:
+        return await self._maintenance.load_many(trace_ids)
 
     async def import_trace(self, trace: PersistedTrace) -> bool:
-        prepared = rules.prepare_trace(trace, max_payload_bytes=self._max_payload_bytes)
-        trace = prepared.trace
-        epoch, columns = event_columns(prepared.events, prepared.superseded)
-        interventions = list(zip(trace.interventions, prepared.interventions, strict=True))
-        async with self._conn() as conn, conn.transaction():
-            created = await conn.fetchval(
-                self._sql.import_state,
-                trace.trace_id,
-                trace.circuit,
-                trace.schematic_version,
-                trace.resumed_from_step,
-                epoch,
-                None if trace.completion is None else CompletionState(trace.completion).value,
-                trace.created_at_ms,
-                trace.updated_at_ms,
-                trace.completed_at_ms,
-                None if prepared.input_json is None else prepared.input_json.decode(),
-                trace.attempts,
-                *fork_columns(trace.forked_from),
-            )
-            if created is not None:
-                await conn.execute(self._sql.import_events, trace.trace_id, *columns)
-                if interventions:
-                    await conn.execute(
-                        self._sql.import_interventions,
-                        trace.trace_id,
-                        *intervention_columns(interventions),
-                    )
-                return True
-        existing = await self.load(trace.trace_id)
-        if existing is not None and rules.trace_digest(existing) == rules.trace_digest(trace):
-            return False
-        raise RestoreConflict(
-            f"trace {trace.trace_id!r} is already stored with different content; "
-            "delete it first to restore the backup's version"
-        )
+        return await self._maintenance.import_trace(trace)
+
+    async def list_lease_tokens(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[LeaseToken]:
+        return await self._leases.list_tokens(after, limit)
+
+    async def raise_lease_token(self, trace_id: str, token: int) -> None:
+        await self._leases.raise_token(trace_id, token)
 
     # --- leases -------------------------------------------------------------------
 

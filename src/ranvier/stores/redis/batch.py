@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from hiredis import pack_command
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.exceptions import (
     ConnectionError as RedisConnectionError,
@@ -37,8 +37,16 @@ from redis.exceptions import (
 )
 
 from ranvier.errors import StoreUnavailable
+from ranvier.stores.redis.connection import (
+    DEFAULT_POOL_TIMEOUT,
+    AnyRedis,
+    Gate,
+    WaitingPool,
+    cluster_gate,
+)
 
-AnyRedis = Redis | RedisCluster
+__all__ = ["AnyRedis", "Script", "ScriptRunner", "translate", "unavailable"]
+_T = TypeVar("_T")
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, TryAgainError, OSError)
 
 
@@ -104,11 +112,15 @@ async def _read_or_error(conn: Connection) -> Any:
         return exc
 
 
-def _private_pool(client: Redis) -> ConnectionPool:
-    """The runner's own pool: like the client's, but a batch's whole exchange is timed as
-    one (`asyncio.timeout`) instead of each socket write in a task (`wait_for`)."""
-    kwargs = {**client.connection_pool.connection_kwargs, "socket_timeout": None}
-    return ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
+def _private_pool(client: Redis) -> WaitingPool:
+    """A pool like the client's for a caller's own client whose pool cannot wait."""
+    pool = client.connection_pool
+    return WaitingPool(
+        connection_class=pool.connection_class,
+        max_connections=pool.max_connections,
+        timeout=DEFAULT_POOL_TIMEOUT,
+        **pool.connection_kwargs,
+    )
 
 
 @dataclass(slots=True)
@@ -118,16 +130,25 @@ class ScriptRunner:
     """How many times a batch is re-sent after its connection broke."""
     _queue: list[_Call] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _pool: ConnectionPool | None = None
+    _pool: WaitingPool | None = None
+    """One server: the client's own pool (or a private one), `spare` its free list."""
+    _owns_pool: bool = False
+    _gate: Gate | None = None
+    """A cluster: `max_connections` exchanges at once."""
     _timeout: float | None = None
     _busy: int = 0
     """Batches out and not yet answered."""
-    _idle: list[Connection] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.client, Redis):
-            self._timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
-            self._pool = _private_pool(self.client)
+            pool = self.client.connection_pool
+            if isinstance(pool, WaitingPool):
+                self._pool = pool
+            else:
+                self._pool, self._owns_pool = _private_pool(self.client), True
+            self._timeout = self._pool.socket_timeout
+        else:
+            self._gate = cluster_gate(self.client)
 
     def submit(
         self, script: Script, keys: Sequence[str], args: Sequence[str | bytes]
@@ -188,84 +209,126 @@ class ScriptRunner:
 
     async def _exchange(self, batch: list[_Call]) -> list[_Call]:
         """Send one batch; returns the calls to send again (with EVAL after NOSCRIPT)."""
-        if self._pool is None:
-            assert isinstance(self.client, RedisCluster)
-            return await self._exchange_cluster(self.client, batch)
+        pool = self._pool
+        if pool is None:
+            assert isinstance(self.client, RedisCluster) and self._gate is not None
+            client = self.client
+            return await self._gate.run(lambda: self._exchange_cluster(client, batch))
+        # inline (every checkpoint comes here): a free list of our own, as the pool's
+        # get/release is costly per batch; the wait for a connection has its own timeout
+        conn = pool.spare.pop() if pool.spare else await self._checkout(pool)
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._exchange_single(self._pool, batch)
-        except TimeoutError as exc:
-            raise RedisTimeoutError(f"no reply from redis within {self._timeout} s") from exc
-
-    async def _exchange_single(self, pool: ConnectionPool, batch: list[_Call]) -> list[_Call]:
-        # a free list of our own: the pool's get/release is costly per batch
-        conn = self._idle.pop() if self._idle else await pool.get_connection()  # type: ignore[no-untyped-call]
-        again: list[_Call] = []
-        try:
-            packed = b"".join([pack_command(c.command()) for c in batch])  # type: ignore[arg-type]
-            await conn.send_packed_command(packed, check_health=False)
-            read = _replies_of(conn)
-            for call in batch:
-                reply = await read()
-                if isinstance(reply, NoScriptError):
-                    call.use_eval = True
-                    again.append(call)
-                elif isinstance(reply, ResponseError):
-                    call.reject(reply)
-                else:
-                    call.resolve(reply)
-        except BaseException:
+                again = await self._exchange_single(batch, conn)
+        except BaseException as exc:
             await self._discard(pool, conn)
+            if isinstance(exc, TimeoutError):  # the whole exchange's: transient, as redis-py's
+                raise RedisTimeoutError(f"no reply from redis within {self._timeout} s") from exc
             raise
-        self._idle.append(conn)
+        if pool.waiting:
+            await self._give_back(pool, conn)
+        else:
+            pool.spare.append(conn)
         return again
 
-    async def _discard(self, pool: ConnectionPool, conn: Connection) -> None:
-        """Drop a broken connection, and the idle ones: they were likely cut too (restart,
+    async def _on_connection(self, work: Callable[[Connection], Awaitable[_T]]) -> _T:
+        """`work` on a connection of the runner's own, as `_exchange` does."""
+        pool = self._pool
+        assert pool is not None
+        conn = pool.spare.pop() if pool.spare else await self._checkout(pool)
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await work(conn)
+        except BaseException as exc:
+            await self._discard(pool, conn)
+            if isinstance(exc, TimeoutError):  # the whole exchange's: transient, as redis-py's
+                raise RedisTimeoutError(f"no reply from redis within {self._timeout} s") from exc
+            raise
+        if pool.waiting:
+            await self._give_back(pool, conn)
+        else:
+            pool.spare.append(conn)
+        return result
+
+    @staticmethod
+    async def _checkout(pool: WaitingPool) -> Connection:
+        conn = await pool.get_connection()
+        conn.socket_timeout = None  # no wait_for per socket write: the exchange is timed
+        return conn
+
+    async def _exchange_single(self, batch: list[_Call], conn: Connection) -> list[_Call]:
+        again: list[_Call] = []
+        packed = b"".join([pack_command(c.command()) for c in batch])  # type: ignore[arg-type]
+        await conn.send_packed_command(packed, check_health=False)
+        read = _replies_of(conn)
+        for call in batch:
+            reply = await read()
+            if isinstance(reply, NoScriptError):
+                call.use_eval = True
+                again.append(call)
+            elif isinstance(reply, ResponseError):
+                call.reject(reply)
+            else:
+                call.resolve(reply)
+        return again
+
+    @staticmethod
+    async def _give_back(pool: WaitingPool, conn: Connection) -> None:
+        conn.socket_timeout = pool.socket_timeout
+        await pool.release(conn)
+
+    async def _discard(self, pool: WaitingPool, conn: Connection) -> None:
+        """Drop a broken connection, and the spare ones: they were likely cut too (restart,
         CLIENT KILL); the pool checks them before handing them out again."""
-        stale, self._idle = [conn, *self._idle], []  # before any await: others pop
+        stale, pool.spare = [conn, *pool.spare], []  # before any await: others pop
         for each in stale:
             await each.disconnect()
-            await pool.release(each)
+            await self._give_back(pool, each)
 
     async def transaction(self, commands: Sequence[tuple[str | int, ...]]) -> list[Any]:
         """Commands on one slot in one MULTI/EXEC round trip; their replies (raw on a single
         server: HGETALL is a flat list; parsed by redis-py on a cluster: a dict)."""
-        if self._pool is None:
+        if self._gate is not None:
             with translate():
-                pipe = self.client.pipeline(transaction=True)
-                for command in commands:
-                    pipe.execute_command(*command)
-                return list(await pipe.execute())
+                return await self._gate.run(partial(self._transaction_cluster, commands))
         for attempt in range(self.retries + 1):
             try:
-                async with asyncio.timeout(self._timeout):
-                    return await self._transaction_single(self._pool, commands)
-            except (TimeoutError, *_TRANSIENT) as exc:
+                return await self._on_connection(partial(self._transaction_single, commands))
+            except _TRANSIENT as exc:
                 if attempt == self.retries:
                     raise unavailable(exc) from exc
             except RedisError as exc:
                 raise unavailable(exc) from exc
         raise AssertionError("unreachable")
 
+    async def _transaction_cluster(self, commands: Sequence[tuple[str | int, ...]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=True)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute())
+
+    @staticmethod
     async def _transaction_single(
-        self, pool: ConnectionPool, commands: Sequence[tuple[str | int, ...]]
+        commands: Sequence[tuple[str | int, ...]], conn: Connection
     ) -> list[Any]:
-        conn = self._idle.pop() if self._idle else await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            wrapped = (("MULTI",), *commands, ("EXEC",))
-            packed = b"".join([pack_command(c) for c in wrapped])  # type: ignore[arg-type]
-            await conn.send_packed_command(packed, check_health=False)
-            read = _replies_of(conn)
-            for _ in range(len(commands) + 2):  # +OK, +QUEUED per command, then EXEC's
-                replies = await read()
-                if isinstance(replies, ResponseError):
-                    raise replies
-        except BaseException:
-            await self._discard(pool, conn)
-            raise
-        self._idle.append(conn)
+        wrapped = (("MULTI",), *commands, ("EXEC",))
+        packed = b"".join([pack_command(c) for c in wrapped])  # type: ignore[arg-type]
+        await conn.send_packed_command(packed, check_health=False)
+        read = _replies_of(conn)
+        for _ in range(len(commands) + 2):  # +OK, +QUEUED per command, then EXEC's
+            replies = await read()
+            if isinstance(replies, ResponseError):
+                raise replies
         return list(replies)
+
+    async def on_node(self, script: Script, node: ClusterNode | None, args: Sequence[Any]) -> Any:
+        """Run a script that declares no key on one server (`node`: a cluster primary)."""
+        target = {} if node is None else {"target_nodes": node}
+        with translate():
+            try:
+                return await self.client.execute_command("EVALSHA", script.sha, 0, *args, **target)
+            except NoScriptError:
+                return await self.client.execute_command("EVAL", script.source, 0, *args, **target)
 
     async def _exchange_cluster(self, client: RedisCluster, batch: list[_Call]) -> list[_Call]:
         pipe = client.pipeline()
@@ -285,9 +348,23 @@ class ScriptRunner:
                 call.resolve(reply)
         return again
 
+    def pool_settings(self) -> dict[str, Any]:
+        """The connection limit and how long a caller waits past it (for describe)."""
+        if self._gate is not None:
+            return {"max_connections": self._gate.limit, "pool_timeout": self._gate.timeout}
+        assert self._pool is not None
+        return {"max_connections": self._pool.max_connections, "pool_timeout": self._pool.timeout}
+
     async def close(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._pool is not None:
-            self._idle.clear()
-            await self._pool.disconnect()
+        pool = self._pool
+        if pool is None:
+            return
+        if self._owns_pool:
+            pool.spare.clear()
+            await pool.disconnect()
+            return
+        spare, pool.spare = pool.spare, []
+        for conn in spare:  # the client's pool: its owner closes it
+            await self._give_back(pool, conn)

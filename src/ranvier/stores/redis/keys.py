@@ -1,7 +1,7 @@
 """The Redis store's vocabulary: key shapes, trace id encoding and record formats.
 
 Every key of a trace is `<prefix>:{<enc(trace_id)>}:<kind>`, so all of them share one
-hash tag and live on one cluster slot: each script (`redis_scripts`) touches one trace
+hash tag and live on one cluster slot: each script (`scripts`) touches one trace
 only and runs atomically there.
 
 The state hash (`state`) holds `id`, `circuit`, `version`, `created`, `updated`, `last`
@@ -28,6 +28,10 @@ STATE, EVENTS, SUPERSEDED, INTERVENTIONS, LEASE = "state", "ev", "sup", "iv", "l
 TRACE_KINDS = (STATE, EVENTS, SUPERSEDED, INTERVENTIONS, LEASE)
 """The keys of one trace, in the order every trace script receives them (KEYS[1..5])."""
 COMPENSATION = "compensation"
+SCHEMA = "schema"
+SCHEMA_VERSION = 1
+"""The key layout this code writes (`<prefix>:schema` holds it once `ensure_schema` ran;
+traces written before the marker existed use this same layout)."""
 
 _SAFE = re.compile(r"[A-Za-z0-9_.:\-]+")
 _ENCODED_MARK = "~"  # not in the safe charset: an encoded id never equals a plain one
@@ -72,6 +76,19 @@ def state_pattern(prefix: str) -> str:
     return f"{prefix}:{{*}}:{STATE}"
 
 
+def lease_pattern(prefix: str) -> str:
+    return f"{prefix}:{{*}}:{LEASE}"
+
+
+def trace_id_of_key(key: str) -> str:
+    """The trace id inside a trace key's hash tag."""
+    return decode_id(key[key.index("{") + 1 : key.rindex("}")])
+
+
+def schema_key(prefix: str) -> str:
+    return f"{prefix}:{SCHEMA}"
+
+
 def compensation_key(prefix: str, key: str) -> str:
     return f"{prefix}:{COMPENSATION}:{{{encode_id(key)}}}"
 
@@ -83,7 +100,7 @@ def compensation_pattern(prefix: str) -> str:
 def key_patterns(prefix: str) -> list[str]:
     """Every key shape under `prefix`, for operators (doctor, docs)."""
     trace = [f"{prefix}:{{<trace_id>}}:{kind}" for kind in TRACE_KINDS]
-    return [*trace, f"{prefix}:{COMPENSATION}:{{<key>}}"]
+    return [*trace, f"{prefix}:{COMPENSATION}:{{<key>}}", schema_key(prefix)]
 
 
 def compensation_key_name(full_key: str) -> str:

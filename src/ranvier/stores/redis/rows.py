@@ -225,3 +225,26 @@ def compensation_from_value(key: str, value: bytes) -> CompensationRecord:
         claimed_at_ms=int(claimed),
         compensated_at_ms=_opt_int(compensated),
     )
+
+
+def compensation_value(record: CompensationRecord) -> bytes:
+    """`state \0 claimed_ms \0 compensated_ms \0` (a claim's request id left empty)."""
+    done = b"" if record.compensated_at_ms is None else b"%d" % record.compensated_at_ms
+    return b"%s\0%d\0%s\0" % (record.state.value.encode(), record.claimed_at_ms, done)
+
+
+def import_args(prepared: rules.PreparedTrace, ttl: str) -> list[str | bytes]:
+    """The IMPORT script's ARGV: the TTL, then four counted groups of records."""
+    events: list[bytes] = []
+    for p in prepared.events:
+        events += [b"%d" % p.envelope.step, event_record(p.envelope, p.payload_json)]
+    superseded = [event_record(p.envelope, p.payload_json) for p in prepared.superseded]
+    interventions = [
+        intervention_record(i, data)
+        for i, data in zip(prepared.trace.interventions, prepared.interventions, strict=True)
+    ]
+    args: list[str | bytes] = [ttl]
+    state = state_fields(prepared.trace, prepared.input_json)
+    for group in (state, events, superseded, interventions):
+        args += [str(len(group)), *group]
+    return args

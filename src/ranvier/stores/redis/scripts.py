@@ -1,14 +1,30 @@
 """The Redis store's Lua scripts: one per write, each on the keys of one trace (or one
 compensation key), run atomically on its slot. Key shapes and record formats are in
-`redis_keys`. Times come from the server (`TIME`), never from the client.
+`keys`; the scripts that walk the keyspace (counts, purges) are in `scan`. Times come
+from the server (`TIME`), never from the client.
 
-A trace script receives the trace's keys as KEYS[1..5] in `redis_keys.TRACE_KINDS`
-order: state, ev, sup, iv, lease.
+A trace script receives the trace's keys as KEYS[1..5] in `keys.TRACE_KINDS` order:
+state, ev, sup, iv, lease. Steps, times and tokens are compared as decimal strings
+(`lt`), never as Lua numbers.
 """
 
 from __future__ import annotations
 
-_PRELUDE = r"""
+LT = r"""
+-- a < b for integers written in decimal: exact where Lua's numbers (doubles) are not
+-- (steps, tokens and times go up to 2^63-1)
+local function lt(a, b)
+  local na, nb = string.byte(a) == 45, string.byte(b) == 45
+  if na ~= nb then return na end
+  if #a ~= #b then return (#a < #b) ~= na end
+  return a ~= b and ((a < b) ~= na)
+end
+"""
+
+# Lease expiries are the server clock plus at most a year: exact as doubles.
+_PRELUDE = (
+    LT
+    + r"""
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -26,6 +42,7 @@ local function fence_fails(fence, now)
   return {'fence', l[1] or '', l[2] or '', fmt(now)}
 end
 """
+)
 
 # ARGV: trace_id, circuit, version, step, event record, fence ('' = none), ttl ('0' = none)
 APPEND = (
@@ -41,7 +58,7 @@ if s[1] then
   if redis.call('HSETNX', KEYS[2], ARGV[4], ARGV[5]) == 0 then
     return {'exists', redis.call('HGET', KEYS[2], ARGV[4])}
   end
-  if tonumber(ARGV[4]) > tonumber(s[3]) then
+  if lt(s[3], ARGV[4]) then
     redis.call('HSET', KEYS[1], 'updated', fmt(now), 'last', ARGV[4])
   else
     redis.call('HSET', KEYS[1], 'updated', fmt(now))
@@ -63,25 +80,24 @@ RESUME = (
 local s = redis.call('HMGET', KEYS[1], 'circuit', 'completion', 'last')
 if not s[1] then return {'missing'} end
 if s[2] then return {'completed', s[2]} end
-local from, last = tonumber(ARGV[1]), tonumber(s[3])
-if from > last then return {'step', s[3]} end
+local from, last = ARGV[1], s[3]
+if lt(last, from) then return {'step', last} end
 local now = now_ms()
 local bad = fence_fails(ARGV[2], now)
 if bad then return bad end
-if from < last then
-  local later, keep = {}, -1
+if from ~= last then
+  local later, keep = {}, '-1'
   for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
-    local n = tonumber(f)
-    if n > from then later[#later + 1] = {n, f} elseif n > keep then keep = n end
+    if lt(from, f) then later[#later + 1] = f elseif lt(keep, f) then keep = f end
   end
-  table.sort(later, function(a, b) return a[1] < b[1] end)
-  for _, e in ipairs(later) do
-    redis.call('RPUSH', KEYS[3], redis.call('HGET', KEYS[2], e[2]))
-    redis.call('HDEL', KEYS[2], e[2])
+  table.sort(later, lt)
+  for _, f in ipairs(later) do
+    redis.call('RPUSH', KEYS[3], redis.call('HGET', KEYS[2], f))
+    redis.call('HDEL', KEYS[2], f)
   end
   last = keep
 end
-redis.call('HSET', KEYS[1], 'resumed', ARGV[1], 'updated', fmt(now), 'last', fmt(last))
+redis.call('HSET', KEYS[1], 'resumed', ARGV[1], 'updated', fmt(now), 'last', last)
 touch(ARGV[3])
 return {'ok'}
 """
@@ -134,13 +150,22 @@ return {s, redis.call('HLEN', KEYS[2]), l or '0', fmt(now_ms())}
 )
 
 # ARGV: cutoff_ms. Deletes the whole trace if it completed before the cutoff.
-PURGE = r"""
+PURGE = (
+    _PRELUDE
+    + r"""
 local s = redis.call('HMGET', KEYS[1], 'completion', 'completed')
-if s[1] and tonumber(s[2]) < tonumber(ARGV[1]) then
+if s[1] and s[2] and lt(s[2], ARGV[1]) then
   redis.call('DEL', unpack(KEYS))
   return 1
 end
 return 0
+"""
+)
+
+# The whole trace in one atomic read (load_many pipelines one per trace)
+LOAD = r"""
+return {redis.call('HGETALL', KEYS[1]), redis.call('HVALS', KEYS[2]),
+  redis.call('LRANGE', KEYS[3], 0, -1), redis.call('LRANGE', KEYS[4], 0, -1)}
 """
 
 DELETE = r"""
@@ -175,6 +200,14 @@ return 1
 )
 
 _LEASE_TOUCH = r"""
+-- n + 1 exactly (tokens go up to 2^63-1); doubles are exact below 15 digits
+local function incr(n)
+  if #n < 15 then return fmt(tonumber(n) + 1) end
+  local i = #n
+  while string.byte(n, i) == 57 do i = i - 1 end
+  local head = i == 0 and '1' or string.sub(n, 1, i - 1) .. string.char(string.byte(n, i) + 1)
+  return head .. string.rep('0', #n - i)
+end
 local function touch_lease(ttl, ms)
   touch(ttl)
   if ttl ~= '0' and redis.call('PTTL', KEYS[5]) < ms then
@@ -197,7 +230,7 @@ if tonumber(l[3] or '0') > now then
   if l[4] == ARGV[3] then return {l[2], l[3]} end
   return false
 end
-local token = fmt(tonumber(l[2] or '0') + 1)
+local token = incr(l[2] or '0')
 local exp = fmt(now + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[5], 'holder', ARGV[1], 'token', token, 'exp', exp, 'req', ARGV[3])
 local s = redis.call('HMGET', KEYS[1], 'circuit', 'completion')
@@ -210,6 +243,18 @@ elseif ARGV[5] then
 end
 touch_lease(ARGV[4], tonumber(ARGV[2]))
 return {token, exp}
+"""
+)
+
+# ARGV: token, key ttl. Never lowers the token; a live lease under a lower one is lost.
+LEASE_RAISE = (
+    _PRELUDE
+    + r"""
+local cur = redis.call('HGET', KEYS[5], 'token')
+if cur and not lt(cur, ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[5], 'holder', '', 'token', ARGV[1], 'exp', '0')
+touch(ARGV[2])
+return 1
 """
 )
 
@@ -252,19 +297,15 @@ return {l[1] or '', l[2] or '', l[3] or '', fmt(now_ms())}
 """
 )
 
-# Compensation records (one string key each): `state \0 claimed_ms \0 compensated_ms \0 req`
-# ARGV: request id, ttl ('0' = none). SET NX (EX) claims; a re-sent claim is recognised.
+# Compensation records (one string key each): `state \0 claimed_ms \0 compensated_ms \0 req`.
+# A claim never expires (its hook may still be running, or died: an operator decides);
+# with a TTL, a key expires `ttl` s after it was marked compensated.
+# ARGV: request id. SET NX claims; a re-sent claim is recognised by its request id.
 COMP_CLAIM = (
     _PRELUDE
     + r"""
 local v = 'claimed\0' .. fmt(now_ms()) .. '\0\0' .. ARGV[1]
-local ok
-if ARGV[2] ~= '0' then
-  ok = redis.call('SET', KEYS[1], v, 'NX', 'EX', ARGV[2])
-else
-  ok = redis.call('SET', KEYS[1], v, 'NX')
-end
-if ok then return 1 end
+if redis.call('SET', KEYS[1], v, 'NX') then return 1 end
 local cur = redis.call('GET', KEYS[1])
 local tail = '\0' .. ARGV[1]
 if cur and string.sub(cur, -#tail) == tail then return 1 end
@@ -272,22 +313,43 @@ return 0
 """
 )
 
-# ARGV: ttl. Keeps the claim time (and the key's TTL) of an existing claim.
+_COMP_SET = r"""
+local function set_record(v, ttl)
+  if ttl ~= '0' and string.sub(v, 1, 12) == 'compensated\0' then
+    redis.call('SET', KEYS[1], v, 'EX', ttl)
+  else
+    redis.call('SET', KEYS[1], v)
+  end
+end
+"""
+
+# ARGV: ttl. Keeps the claim time of an existing claim.
 COMP_MARK = (
     _PRELUDE
+    + _COMP_SET
     + r"""
 local now = fmt(now_ms())
 local cur = redis.call('GET', KEYS[1])
 if not cur then
-  local v = 'compensated\0' .. now .. '\0' .. now .. '\0'
-  if ARGV[1] ~= '0' then redis.call('SET', KEYS[1], v, 'EX', ARGV[1])
-  else redis.call('SET', KEYS[1], v) end
+  set_record('compensated\0' .. now .. '\0' .. now .. '\0', ARGV[1])
   return 1
 end
 local state, claimed = string.match(cur, '^(%a+)%z(%d+)%z')
 if state == 'compensated' then return 0 end
-redis.call('SET', KEYS[1], 'compensated\0' .. claimed .. '\0' .. now .. '\0', 'KEEPTTL')
+set_record('compensated\0' .. claimed .. '\0' .. now .. '\0', ARGV[1])
 return 1
+"""
+)
+
+# ARGV: the value read before ('' = none), the record to store, ttl. A compare-and-set:
+# Python decides with rules.merged_record and tries again with what it finds.
+COMP_IMPORT = (
+    _COMP_SET
+    + r"""
+local cur = redis.call('GET', KEYS[1]) or ''
+if cur ~= ARGV[1] then return {0, cur} end
+set_record(ARGV[2], ARGV[3])
+return {1, ''}
 """
 )
 
@@ -300,14 +362,17 @@ end
 return 0
 """
 
-# ARGV: cutoff_ms
-COMP_PURGE = r"""
+# ARGV: cutoff_ms. Only a key compensated before the cutoff goes, never a claim.
+COMP_PURGE = (
+    _PRELUDE
+    + r"""
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-local claimed = string.match(cur, '^%a+%z(%d+)%z')
-if tonumber(claimed) < tonumber(ARGV[1]) then
+local done = string.match(cur, '^compensated%z%d+%z(%d+)%z')
+if done and lt(done, ARGV[1]) then
   redis.call('DEL', KEYS[1])
   return 1
 end
 return 0
 """
+)

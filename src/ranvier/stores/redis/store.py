@@ -1,17 +1,17 @@
 """The Redis store: one Lua script per write, all of a trace's keys on one hash slot.
 
-Key shapes are in `redis_keys`, scripts in `redis_scripts`, record codecs in `redis_codec`,
-coalescing and error translation in `redis_batch`, SCAN walks in `redis_scan`. Every rule
-is decided by `ranvier.rules`: a script that finds a reason to refuse writes
-nothing and returns what it found, and Python raises through the rule.
+Key shapes are in `keys`, scripts in `scripts`, record codecs in `rows`, coalescing and
+error translation in `batch`, URLs and pools in `connection`, SCAN walks (listing,
+counting, purging) in `scan`, leases in `leases`, the schema marker and `describe` in
+`schema`. Every rule is decided by `ranvier.rules`: a script that finds a reason to
+refuse writes nothing and returns what it found, and Python raises through the rule.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Sequence
-from dataclasses import replace
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Self
 
 from ranvier import rules
@@ -19,12 +19,11 @@ from ranvier.errors import RanvierError, RestoreConflict, TraceNotFound
 from ranvier.model import (
     CompletionState,
     Intervention,
-    Lease,
     PersistedTrace,
     PersistenceEnvelope,
     ResumeCursor,
+    StoreDescription,
     TracePage,
-    TraceStart,
     TraceStatus,
     TraceSummary,
 )
@@ -32,31 +31,36 @@ from ranvier.stores.base import StoreCapabilities
 from ranvier.stores.closing import ClosesOnExit
 from ranvier.stores.redis import keys as k
 from ranvier.stores.redis import rows as codec
+from ranvier.stores.redis import schema
 from ranvier.stores.redis import scripts as lua
 from ranvier.stores.redis.batch import AnyRedis, Script, ScriptRunner, translate
 from ranvier.stores.redis.compensation import RedisCompensationIdempotencyStore, ttl_arg
-from ranvier.stores.redis.connection import client_from_url
-from ranvier.stores.redis.scan import ScanPosition, primaries, scan_all
+from ranvier.stores.redis.connection import client_from_url, location, parse_url
+from ranvier.stores.redis.leases import ACQUIRE, GET_LEASE, RedisLeases, request_id
+from ranvier.stores.redis.scan import (
+    CompletedStep,
+    ScanPosition,
+    SortedPager,
+    completed_before,
+    earliest,
+    nodes_of,
+    status_tallies,
+)
 
 _APPEND, _RESUME = Script(lua.APPEND), Script(lua.RESUME)
 _COMPLETE, _INTERVENE = Script(lua.COMPLETE), Script(lua.INTERVENE)
 _SUMMARY, _PURGE = Script(lua.SUMMARY), Script(lua.PURGE)
-_DELETE, _IMPORT = Script(lua.DELETE), Script(lua.IMPORT)
-_ACQUIRE, _RENEW = Script(lua.LEASE_ACQUIRE), Script(lua.LEASE_RENEW)
-_RELEASE, _GET_LEASE = Script(lua.LEASE_RELEASE), Script(lua.LEASE_GET)
-SCRIPTS = (_APPEND, _RESUME, _COMPLETE, _INTERVENE, _SUMMARY, _ACQUIRE, _GET_LEASE)
-"""Preloaded by ensure_schema (the others are loaded on first use, after a NOSCRIPT)."""
+_DELETE, _IMPORT, _LOAD = Script(lua.DELETE), Script(lua.IMPORT), Script(lua.LOAD)
+SCRIPTS = (_APPEND, _RESUME, _COMPLETE, _INTERVENE, _SUMMARY, ACQUIRE, GET_LEASE)
+"""Preloaded on connect (the others are loaded on first use, after a NOSCRIPT)."""
+_STATUS = {"running": TraceStatus.RUNNING, "interrupted": TraceStatus.INTERRUPTED}
 
 
 def _opt_int(value: bytes | None) -> int | None:
     return None if not value else int(value)
 
 
-def _request_id() -> str:
-    return uuid.uuid4().hex
-
-
-class RedisPersistenceStore(ClosesOnExit):
+class RedisPersistenceStore(RedisLeases, ClosesOnExit):
     """Checkpoints in Redis or Redis Cluster; durable as far as the server's AOF is."""
 
     adapter = "redis"
@@ -70,6 +74,7 @@ class RedisPersistenceStore(ClosesOnExit):
         ttl_seconds: int | None = None,
         max_payload_bytes: int = rules.DEFAULT_MAX_PAYLOAD_BYTES,
         owns_client: bool = False,
+        location: str | None = None,
     ) -> None:
         """A store on an existing redis-py asyncio client (`Redis` or `RedisCluster`)."""
         self._client = client
@@ -77,34 +82,46 @@ class RedisPersistenceStore(ClosesOnExit):
         self._ttl = ttl_arg(ttl_seconds)
         self._max_payload_bytes = rules.validate_positive("max_payload_bytes", max_payload_bytes)
         self._owns_client = owns_client
+        self._location = location
         self._runner = ScriptRunner(client)
         self._compensations = RedisCompensationIdempotencyStore(
             client, prefix=prefix, ttl_seconds=ttl_seconds, runner=self._runner
         )
+        self._token_pages = SortedPager()
 
     @classmethod
     async def connect(
         cls,
         url: str,
         *,
-        prefix: str = k.DEFAULT_PREFIX,
+        prefix: str | None = None,
         ttl_seconds: int | None = None,
-        max_payload_bytes: int = rules.DEFAULT_MAX_PAYLOAD_BYTES,
+        max_payload_bytes: int | None = None,
         **client_options: Any,
     ) -> Self:
-        """Connect to `redis://`, `rediss://` or `redis+cluster://h1:p1,h2:p2` and check it."""
-        client = client_from_url(url, **client_options)
-        store = cls(
-            client,
-            prefix=prefix,
-            ttl_seconds=ttl_seconds,
-            max_payload_bytes=max_payload_bytes,
-            owns_client=True,
-        )
+        """Connect to `redis://`, `rediss://`, `redis+cluster://h1:p1,h2:p2` or
+        `rediss+cluster://` and check that the server answers; nothing is written.
+
+        The store's options may be in the URL's query (`?prefix=app&ttl_seconds=86400`), as
+        may the client's `max_connections`, `pool_timeout` and `socket_timeout`; keywords
+        win. Other keywords go to redis-py's client.
+        """
+        parsed = parse_url(url)
+        given = {
+            "prefix": prefix,
+            "ttl_seconds": ttl_seconds,
+            "max_payload_bytes": max_payload_bytes,
+        }
+        options = {**parsed.store_options, **{n: v for n, v in given.items() if v is not None}}
+        k.validate_prefix(options.setdefault("prefix", k.DEFAULT_PREFIX))  # before connecting
+        ttl_arg(options.get("ttl_seconds"))
+        client = client_from_url(parsed.url, **{**parsed.client_options, **client_options})
         try:
-            await store.ensure_schema()
+            store = cls(client, owns_client=True, location=rules.masked_url(url), **options)
+            await store._preload()
         except BaseException:
-            await store.close()
+            with translate():
+                await client.aclose()
             raise
         return store
 
@@ -126,11 +143,17 @@ class RedisPersistenceStore(ClosesOnExit):
     def compensations(self) -> RedisCompensationIdempotencyStore:
         return self._compensations
 
-    async def ensure_schema(self) -> None:
-        """Nothing to create; checks the server answers and preloads the scripts."""
+    async def _preload(self) -> None:
+        """Checks the server answers, and loads the hot scripts (no key is written)."""
         with translate():
             for script in SCRIPTS:
                 await self._client.script_load(script.source)
+
+    async def ensure_schema(self) -> None:
+        """Writes the layout's version marker (`<prefix>:schema`), the only key Redis
+        needs created; `SchemaMismatch` if a newer ranvier wrote the keys."""
+        await self._preload()
+        await schema.ensure(self._client, self._prefix)
 
     async def _run(self, script: Script, trace_id: str, args: Sequence[str | bytes]) -> Any:
         return await self._runner.run(script, k.trace_keys(self._prefix, trace_id), args)
@@ -233,7 +256,7 @@ class RedisPersistenceStore(ClosesOnExit):
         data = rules.prepare_intervention(intervention, max_payload_bytes=self._max_payload_bytes)
         rules.validate_id("trace_id", trace_id)
         record = codec.intervention_record(intervention, data)
-        reply = await self._run(_INTERVENE, trace_id, (record, _request_id(), self._ttl))
+        reply = await self._run(_INTERVENE, trace_id, (record, request_id(), self._ttl))
         if reply[0] != b"ok":
             self._refused(trace_id, reply)
 
@@ -251,7 +274,7 @@ class RedisPersistenceStore(ClosesOnExit):
             status, circuit, updated_before_ms, limit, cursor, min_attempts
         )
         position = ScanPosition.decode(text, cursor)
-        nodes = primaries(self._client)
+        nodes = await nodes_of(self._client)
         pattern = k.state_pattern(self._prefix)
         items: list[TraceSummary] = []
         while len(items) < limit and await position.refill(self._client, nodes, pattern):
@@ -278,16 +301,52 @@ class RedisPersistenceStore(ClosesOnExit):
         replies = await self._each(_SUMMARY, state_keys, ())
         return [None if r is None else codec.summary_from_reply(r) for r in replies]
 
-    async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
-        rules.validate_step(cutoff_ms, what="cutoff_ms")
+    async def purge_completed(
+        self, cutoff_ms: int, *, batch_size: int = 500, limit: int | None = None
+    ) -> int:
         rules.validate_positive("batch_size", batch_size, maximum=rules.MAX_BATCH_SIZE)
+        if limit is not None:
+            rules.validate_positive("limit", limit)
+        old = self._completed_before(cutoff_ms, "old")
+        if limit is None:  # each walk step's traces at once: memory stays bounded
+            return sum([await self._purge(keys, cutoff_ms, batch_size) async for _, keys in old])
+        return await self._purge(await earliest(old, limit), cutoff_ms, batch_size)
+
+    async def _purge(self, found: list[tuple[int, str]], cutoff_ms: int, batch_size: int) -> int:
         purged = 0
-        pattern = k.state_pattern(self._prefix)
-        async for keys in scan_all(self._client, pattern, batch_size):
-            for start in range(0, len(keys), batch_size):
-                batch = keys[start : start + batch_size]
-                purged += sum(await self._each(_PURGE, batch, (str(cutoff_ms),)))
+        for start in range(0, len(found), batch_size):
+            batch = [key for _, key in found[start : start + batch_size]]
+            purged += sum(await self._each(_PURGE, batch, (str(cutoff_ms),)))
         return purged
+
+    async def count_completed_before(self, cutoff_ms: int) -> int:
+        return sum([n async for n, _ in self._completed_before(cutoff_ms, "before")])
+
+    def _completed_before(self, cutoff_ms: int, mode: str) -> AsyncIterator[CompletedStep]:
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        return completed_before(self._runner, k.state_pattern(self._prefix), cutoff_ms, mode)
+
+    async def count_traces_by_status(self) -> dict[TraceStatus, int]:
+        counts: Counter[TraceStatus] = Counter()
+        async for name, n in status_tallies(self._runner, k.state_pattern(self._prefix)):
+            counts[_STATUS.get(name) or rules.trace_status(name, False)] += n
+        return rules.full_counts(counts)
+
+    async def load_many(self, trace_ids: Sequence[str]) -> list[PersistedTrace]:
+        for trace_id in trace_ids:
+            rules.validate_id("trace_id", trace_id)
+        calls = [self._runner.submit(_LOAD, k.trace_keys(self._prefix, t), ()) for t in trace_ids]
+        return [
+            codec.trace_from_reply(codec.pairs(state), events, gone, ivs)
+            for state, events, gone, ivs in await asyncio.gather(*calls)
+            if state
+        ]
+
+    async def describe(self) -> StoreDescription:
+        """Read-only: the marker's version (None on an empty prefix), key shapes, and the
+        settings doctor judges (None where the server refuses CONFIG or INFO)."""
+        where = self._location or location(self._client)
+        return await schema.describe(self._runner, self._prefix, self._ttl, where)
 
     async def _each(
         self, script: Script, state_keys: list[str], args: tuple[str, ...]
@@ -305,7 +364,7 @@ class RedisPersistenceStore(ClosesOnExit):
         trace = prepared.trace
         existing = await self.load(trace.trace_id)
         if existing is None:
-            if await self._run(_IMPORT, trace.trace_id, _import_args(prepared, self._ttl)):
+            if await self._run(_IMPORT, trace.trace_id, codec.import_args(prepared, self._ttl)):
                 return True
             existing = await self.load(trace.trace_id)  # written meanwhile by another
         if existing is not None and rules.trace_digest(existing) == rules.trace_digest(trace):
@@ -313,43 +372,6 @@ class RedisPersistenceStore(ClosesOnExit):
         raise RestoreConflict(
             f"trace {trace.trace_id!r} is already stored with different content; "
             "delete it first to restore the backup's version"
-        )
-
-    async def acquire_lease(
-        self, trace_id: str, holder: str, ttl_ms: int, *, start: TraceStart | None = None
-    ) -> Lease | None:
-        ttl_ms = rules.validate_lease_request(trace_id, holder, ttl_ms)
-        args: tuple[str | bytes, ...] = (holder, str(ttl_ms), _request_id(), self._ttl)
-        if start is not None:  # validated before anything is sent: bad input takes nothing
-            begin = rules.prepare_start(start, max_payload_bytes=self._max_payload_bytes)
-            s = begin.start
-            args += (trace_id, s.circuit, s.schematic_version, begin.input_json or b"")
-        reply = await self._run(_ACQUIRE, trace_id, args)
-        if reply is None:
-            return None
-        token, expires = reply
-        return Lease(trace_id=trace_id, holder=holder, token=int(token), expires_at_ms=int(expires))
-
-    async def renew_lease(self, lease: Lease, ttl_ms: int) -> Lease:
-        ttl_ms = rules.validate_lease_request(lease.trace_id, lease.holder, ttl_ms)
-        args = (str(lease.token), str(ttl_ms), self._ttl)
-        reply = await self._run(_RENEW, lease.trace_id, args)
-        if reply[0] != b"ok":
-            self._refused(lease.trace_id, reply, fence=lease.token)
-        return replace(lease, expires_at_ms=int(reply[1]))
-
-    async def release_lease(self, lease: Lease) -> bool:
-        rules.validate_id("trace_id", lease.trace_id)
-        args = (str(lease.token), _request_id())
-        return bool(await self._run(_RELEASE, lease.trace_id, args))
-
-    async def get_lease(self, trace_id: str) -> Lease | None:
-        rules.validate_id("trace_id", trace_id)
-        holder, token, expires, now = await self._run(_GET_LEASE, trace_id, ())
-        if not holder or not rules.lease_is_live(_opt_int(expires), int(now)):
-            return None
-        return Lease(
-            trace_id=trace_id, holder=holder.decode(), token=int(token), expires_at_ms=int(expires)
         )
 
     async def now_ms(self) -> int:
@@ -364,23 +386,7 @@ class RedisPersistenceStore(ClosesOnExit):
                 await self._client.aclose()
 
 
-def _import_args(prepared: rules.PreparedTrace, ttl: str) -> list[str | bytes]:
-    """The IMPORT script's ARGV: the TTL, then four counted groups of records."""
-    events: list[bytes] = []
-    for p in prepared.events:
-        events += [b"%d" % p.envelope.step, codec.event_record(p.envelope, p.payload_json)]
-    superseded = [codec.event_record(p.envelope, p.payload_json) for p in prepared.superseded]
-    interventions = [
-        codec.intervention_record(i, data)
-        for i, data in zip(prepared.trace.interventions, prepared.interventions, strict=True)
-    ]
-    args: list[str | bytes] = [ttl]
-    state = codec.state_fields(prepared.trace, prepared.input_json)
-    for group in (state, events, superseded, interventions):
-        args += [str(len(group)), *group]
-    return args
-
-
 async def from_url(url: str, **options: Any) -> RedisPersistenceStore:
-    """For `open_store`: `prefix=`, `ttl_seconds=`, `max_payload_bytes=` and client options."""
+    """For `open_store` (which writes the schema marker unless `ensure_schema=False`): the
+    options of `connect`, in the URL's query or as keywords."""
     return await RedisPersistenceStore.connect(url, **options)

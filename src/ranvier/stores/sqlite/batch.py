@@ -59,10 +59,16 @@ class BatchRunner:
     _writer: sqlite3.Connection | None
     _fast: sqlite3.Cursor | None  # the writer's, reused: no cursor per call
     _timeout_now: int  # the writer's busy_timeout now (-1: not set yet)
+    create_file = False
+    """Connections may create the file (set by `ensure_schema`); until then they open an
+    existing file with the schema, or raise `SchemaMissing`."""
 
     def _connect(self) -> sqlite3.Connection:
         return connect(
-            self.path, synchronous=self.synchronous, busy_timeout_ms=self.busy_timeout_ms
+            self.path,
+            synchronous=self.synchronous,
+            busy_timeout_ms=self.busy_timeout_ms,
+            create=self.create_file,
         )
 
     def _run_batch(self, batch: Sequence[Job], inline: bool) -> list[Outcome]:

@@ -36,6 +36,20 @@ def _purge(conn: sqlite3.Connection, cutoff_ms: int) -> int:
     return conn.execute(sql.PURGE_KEYS, (cutoff_ms, _PURGE_BATCH)).rowcount
 
 
+def _select(conn: sqlite3.Connection, key: str) -> CompensationRecord | None:
+    row = conn.execute(sql.SELECT_KEY, (key,)).fetchone()
+    return None if row is None else _record(key, row)
+
+
+def _import(conn: sqlite3.Connection, record: CompensationRecord) -> bool:
+    merged = rules.merged_record(_select(conn, record.key), record)
+    if merged is None:
+        return False
+    row = (merged.key, merged.state.value, merged.claimed_at_ms, merged.compensated_at_ms)
+    conn.execute(sql.IMPORT_KEY, row)
+    return True
+
+
 class SqliteCompensationIdempotencyStore:
     """Compensation keys in `ranvier_persistence_compensation_idempotency`.
 
@@ -61,12 +75,7 @@ class SqliteCompensationIdempotencyStore:
 
     async def get(self, key: str) -> CompensationRecord | None:
         rules.validate_id("compensation key", key)
-
-        def read(conn: sqlite3.Connection) -> CompensationRecord | None:
-            row = conn.execute(sql.SELECT_KEY, (key,)).fetchone()
-            return None if row is None else _record(key, row)
-
-        return await self._db.read(read)
+        return await self._db.read(lambda conn: _select(conn, key))
 
     async def release(self, key: str) -> bool:
         rules.validate_id("compensation key", key)
@@ -81,8 +90,33 @@ class SqliteCompensationIdempotencyStore:
 
         return await self._db.read(read)
 
+    async def list_records(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[CompensationRecord]:
+        if after is not None:
+            rules.validate_id("after", after)
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+
+        def read(conn: sqlite3.Connection) -> list[CompensationRecord]:
+            rows = conn.execute(sql.LIST_KEYS, (after or "", limit)).fetchall()
+            return [_record(row[0], row[1:]) for row in rows]
+
+        return await self._db.read(read)
+
+    async def import_record(self, record: CompensationRecord) -> bool:
+        """`rules.merged_record` decides, in the write's transaction: never backwards."""
+        record = rules.validate_record(record)
+        return await self._db.submit(lambda conn: _import(conn, record))
+
+    async def count_older_than_ms(self, cutoff_ms: int) -> int:
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        return await self._db.read(
+            lambda conn: int(conn.execute(sql.COUNT_KEYS, (cutoff_ms,)).fetchone()[0])
+        )
+
     async def purge_older_than_ms(self, cutoff_ms: int) -> int:
-        """Deletes in batches of 1,000 keys, each its own short transaction."""
+        """Deletes compensated keys only (an unfinished claim stays: its hook must not run
+        twice), in batches of 1,000 keys, each its own short transaction."""
         rules.validate_step(cutoff_ms, what="cutoff_ms")
         total = 0
         while True:

@@ -8,7 +8,7 @@ consistent WAL snapshot across several statements.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ranvier import rules
@@ -17,6 +17,7 @@ from ranvier.model import (
     ForkOrigin,
     Intervention,
     Lease,
+    LeaseToken,
     OutcomeKind,
     PersistedTrace,
     PersistenceEnvelope,
@@ -186,3 +187,30 @@ def live_lease(conn: sqlite3.Connection, trace_id: str) -> Lease | None:
     if row is None or row[0] is None or not rules.lease_is_live(row[2], now_ms()):
         return None
     return Lease(trace_id=trace_id, holder=row[0], token=row[1], expires_at_ms=row[2])
+
+
+def load_traces(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> list[PersistedTrace]:
+    """The stored ones among `trace_ids`, in their order (call it `in_snapshot`)."""
+    found = (load_trace(conn, trace_id) for trace_id in trace_ids)
+    return [trace for trace in found if trace is not None]
+
+
+def count_by_status(conn: sqlite3.Connection) -> dict[TraceStatus, int]:
+    """Every status's count from one statement (one snapshot): see COUNT_BY_COMPLETION."""
+    counts: dict[TraceStatus, int] = {}
+    unfinished = running = 0
+    for completion, count in conn.execute(sql.COUNT_BY_COMPLETION, (now_ms(),)):
+        if completion is None:
+            unfinished = count
+        elif completion == "running":
+            running = count
+        else:
+            counts[rules.trace_status(completion, False)] = count
+    counts[TraceStatus.RUNNING] = running
+    counts[TraceStatus.INTERRUPTED] = unfinished - running
+    return rules.full_counts(counts)
+
+
+def lease_tokens(conn: sqlite3.Connection, after: str | None, limit: int) -> list[LeaseToken]:
+    rows = conn.execute(sql.LIST_LEASE_TOKENS, (after or "", limit))
+    return [LeaseToken(trace_id=trace_id, token=token) for trace_id, token in rows]

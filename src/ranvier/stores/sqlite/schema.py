@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 
 from ranvier.errors import SchemaMismatch
+from ranvier.stores.sqlite import sql
 
 
 def _datetime_of(ms_column: str) -> str:
@@ -22,6 +23,16 @@ def _datetime_of(ms_column: str) -> str:
 
 
 VERSION_TABLE = "ranvier_persistence_schema_version"
+OBJECTS = (
+    sql.STATE,
+    sql.EVENTS,
+    sql.INTERVENTIONS,
+    sql.LEASES,
+    sql.COMPENSATIONS,
+    VERSION_TABLE,
+    sql.TRACES_VIEW,
+)
+"""The tables (and the view) a store uses, as `describe` names them."""
 
 
 def _traces_view(state_columns: str) -> str:
@@ -186,10 +197,27 @@ _V3 = [
     TRACES_VIEW,
 ]
 
+# Counts in the store: what retention counts and purges is read from covering indexes,
+# partial on `<time> IS NOT NULL`, which SQLite knows `<time> < ?` implies (under the old
+# `completion IS NOT NULL`, each entry looked its row up to check that). The times are
+# set exactly when the trace is completed, the key compensated (the rules hold both
+# together). The ledger's purge takes only compensated keys; the index on claimed_at_ms
+# served the old purge (which took unfinished claims too) and nothing else.
+_V4 = [
+    "DROP INDEX ranvier_persistence_state_completed",
+    "CREATE INDEX ranvier_persistence_state_completed ON ranvier_persistence_state "
+    "(completed_at_ms) WHERE completed_at_ms IS NOT NULL",
+    "DROP INDEX ranvier_persistence_compensation_claimed",
+    "CREATE INDEX ranvier_persistence_compensation_done ON "
+    "ranvier_persistence_compensation_idempotency (compensated_at_ms) "
+    "WHERE compensated_at_ms IS NOT NULL",
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "state, events, interventions, compensation idempotency, leases", _V1),
     (2, "events by rowid, unique (trace_id, superseded, step)", _V2),
     (3, "durable start: state input, attempts, forked_from, forked_at_step", _V3),
+    (4, "covering indexes for retention counts; ledger purge by compensated_at_ms", _V4),
 ]
 """Ordered (version, description, statements); a release appends, never edits."""
 

@@ -146,10 +146,35 @@ DELETE_TRACE = (
 )
 """State last: its row count says whether the trace existed."""
 PURGE_BATCH = f"""
-SELECT trace_id FROM {STATE}
- WHERE completion IS NOT NULL AND completed_at_ms < ?
- ORDER BY completed_at_ms LIMIT ?
+SELECT trace_id FROM {STATE} WHERE completed_at_ms < ? ORDER BY completed_at_ms LIMIT ?
 """
+"""The earliest completed traces before the cutoff. completed_at_ms is set exactly when
+the trace is completed; this form (without `completion IS NOT NULL`) is what the index
+ranvier_persistence_state_completed covers, as it covers COUNT_COMPLETED_BEFORE."""
+COUNT_COMPLETED_BEFORE = f"SELECT count(*) FROM {STATE} WHERE completed_at_ms < ?"
+
+# --- counts, batched loads, lease tokens ------------------------------------------------
+
+COUNT_BY_COMPLETION = f"""
+SELECT completion, count(*) FROM {STATE} GROUP BY completion
+UNION ALL
+SELECT 'running', count(*) FROM {STATE} s JOIN {LEASES} l ON l.trace_id = s.trace_id
+ WHERE s.completion IS NULL AND l.expires_at_ms > ?
+"""
+"""Traces per completion (NULL: unfinished), then the unfinished ones under a live lease
+(running; the others are interrupted), as `list_traces` tells them apart. Both halves
+read the (completion, trace_id) index; only unfinished traces look up their lease."""
+LIST_LEASE_TOKENS = f"""
+SELECT trace_id, token FROM {LEASES} WHERE trace_id > ? ORDER BY trace_id LIMIT ?
+"""
+"""Parameters: after ('' for the first page: every id is longer), limit."""
+RAISE_LEASE_TOKEN = f"""
+INSERT INTO {LEASES} (trace_id, holder, token, expires_at_ms) VALUES (?, NULL, ?, 0)
+ON CONFLICT (trace_id) DO UPDATE SET holder = NULL, token = excluded.token, expires_at_ms = 0
+ WHERE token < excluded.token
+"""
+"""A restore's token: the next acquisition gets one above it; a live lease under a lower
+token is dropped (its holder's fenced writes then fail); a higher token stays."""
 
 # --- listing ------------------------------------------------------------------------------
 
@@ -221,5 +246,22 @@ SELECT key, state, claimed_at_ms, compensated_at_ms FROM {COMPENSATIONS}
 """
 PURGE_KEYS = f"""
 DELETE FROM {COMPENSATIONS} WHERE key IN
-  (SELECT key FROM {COMPENSATIONS} WHERE claimed_at_ms < ? LIMIT ?)
+  (SELECT key FROM {COMPENSATIONS}
+    WHERE compensated_at_ms < ? AND state = 'compensated' LIMIT ?)
 """
+"""Only keys whose hook finished: an unfinished claim stays until an operator releases
+it, or its hook could run twice (the state is checked too, against a hand-edited row)."""
+COUNT_KEYS = f"SELECT count(*) FROM {COMPENSATIONS} WHERE compensated_at_ms < ?"
+"""compensated_at_ms is set exactly when the key is compensated; so written, the count
+reads ranvier_persistence_compensation_done alone (a covering index)."""
+LIST_KEYS = f"""
+SELECT key, state, claimed_at_ms, compensated_at_ms FROM {COMPENSATIONS}
+ WHERE key > ? ORDER BY key LIMIT ?
+"""
+"""Parameters: after ('' for the first page), limit."""
+IMPORT_KEY = f"""
+INSERT INTO {COMPENSATIONS} (key, state, claimed_at_ms, compensated_at_ms) VALUES (?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET state = excluded.state, claimed_at_ms = excluded.claimed_at_ms,
+                                compensated_at_ms = excluded.compensated_at_ms
+"""
+"""A restored record, once `rules.merged_record` chose it over the stored one."""

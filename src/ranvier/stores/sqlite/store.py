@@ -7,9 +7,12 @@ tables are those of the runbook (see `sqlite_schema`); the rules are `rules`'.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -19,10 +22,12 @@ from ranvier.model import (
     CompletionState,
     Intervention,
     Lease,
+    LeaseToken,
     OutcomeKind,
     PersistedTrace,
     PersistenceEnvelope,
     ResumeCursor,
+    StoreDescription,
     TracePage,
     TraceStart,
     TraceStatus,
@@ -34,8 +39,8 @@ from ranvier.stores.sqlite import rows as read
 from ranvier.stores.sqlite import sql
 from ranvier.stores.sqlite import writes as ops
 from ranvier.stores.sqlite.compensation import SqliteCompensationIdempotencyStore
-from ranvier.stores.sqlite.connection import SYNCHRONOUS_MODES
-from ranvier.stores.sqlite.schema import migrate
+from ranvier.stores.sqlite.connection import SYNCHRONOUS_MODES, inspect_file, too_large
+from ranvier.stores.sqlite.schema import CODE_VERSION, OBJECTS, migrate
 from ranvier.stores.sqlite.writer import SqliteDatabase
 
 __all__ = ["SqliteCompensationIdempotencyStore", "SqlitePersistenceStore", "from_url"]
@@ -116,7 +121,12 @@ class SqlitePersistenceStore(ClosesOnExit):
         return self._compensations
 
     async def ensure_schema(self) -> None:
-        """Create or migrate the tables; one process at a time (BEGIN IMMEDIATE)."""
+        """Create the file or migrate the tables; one process at a time (BEGIN IMMEDIATE).
+
+        Until it is called, the store only opens a file that holds the schema (else
+        `SchemaMissing`), so a read-only command never creates one.
+        """
+        self._db.create_file = True
         await self._db.submit(lambda conn: migrate(conn, self.path), heavy=True)
 
     async def append(self, envelope: PersistenceEnvelope, *, fence: int | None = None) -> None:
@@ -138,7 +148,10 @@ class SqlitePersistenceStore(ClosesOnExit):
         else:
             fast, args = sql.APPEND_FAST_FENCED, (*args, fence)
         db = self._db
-        done = None if db.busy else db.commit_now(fast, args)  # no future, no loop turn
+        try:
+            done = None if db.busy else db.commit_now(fast, args)  # no future, no loop turn
+        except OverflowError as exc:  # a fence past 64 bits: the driver checks it, not us
+            raise too_large(exc) from exc
         if not done:  # None: it could not run now; False: it declined, the rules decide
             await db.submit_fast(None if done is False else fast, args, _append_checked)
 
@@ -150,6 +163,7 @@ class SqlitePersistenceStore(ClosesOnExit):
         self, trace_id: str, from_step: int, *, fence: int | None = None
     ) -> ResumeCursor:
         rules.validate_id("trace_id", trace_id)
+        rules.validate_step(from_step, what="from_step", minimum=-1)
         return await self._db.submit(
             lambda conn: ops.resume(conn, trace_id, from_step, fence), heavy=True
         )
@@ -195,18 +209,70 @@ class SqlitePersistenceStore(ClosesOnExit):
 
         return await self._db.read(work)
 
-    async def purge_completed(self, cutoff_ms: int, *, batch_size: int = 500) -> int:
+    async def purge_completed(
+        self, cutoff_ms: int, *, batch_size: int = 500, limit: int | None = None
+    ) -> int:
         """Each batch is its own transaction, so a large purge never holds the lock long."""
         rules.validate_step(cutoff_ms, what="cutoff_ms")
         rules.validate_positive("batch_size", batch_size, maximum=rules.MAX_BATCH_SIZE)
+        if limit is not None:
+            rules.validate_positive("limit", limit)
         total = 0
-        while True:
-            count = await self._db.submit(
-                lambda conn: ops.purge_batch(conn, cutoff_ms, batch_size), heavy=True
-            )
+        while limit is None or total < limit:
+            size = batch_size if limit is None else min(batch_size, limit - total)
+            work = partial(ops.purge_batch, cutoff_ms=cutoff_ms, batch_size=size)
+            count = await self._db.submit(work, heavy=True)
             total += count
-            if count < batch_size:
-                return total
+            if count < size:
+                break
+        return total
+
+    async def count_completed_before(self, cutoff_ms: int) -> int:
+        rules.validate_step(cutoff_ms, what="cutoff_ms")
+        return await self._db.read(
+            lambda conn: int(conn.execute(sql.COUNT_COMPLETED_BEFORE, (cutoff_ms,)).fetchone()[0])
+        )
+
+    async def count_traces_by_status(self) -> dict[TraceStatus, int]:
+        return await self._db.read(read.count_by_status)
+
+    async def load_many(self, trace_ids: Sequence[str]) -> list[PersistedTrace]:
+        """One job on the reader thread, in one snapshot."""
+        ids = [rules.validate_id("trace_id", trace_id) for trace_id in trace_ids]
+        if not ids:
+            return []
+        return await self._db.read(read.in_snapshot(lambda conn: read.load_traces(conn, ids)))
+
+    async def describe(self) -> StoreDescription:
+        """Read on a connection of its own that only reads: creates nothing, not the file."""
+        db = self._db
+        found = await asyncio.to_thread(inspect_file, self.path, db.busy_timeout_ms)
+        location, version, journal = found
+        return StoreDescription(
+            adapter=self.adapter,
+            location=location,
+            schema_version=version,
+            latest_schema_version=CODE_VERSION,
+            objects=OBJECTS,
+            settings={
+                "path": self.path,
+                "journal_mode": journal,
+                "synchronous": db.synchronous,
+                "busy_timeout": db.busy_timeout_ms,
+            },
+        )
+
+    async def list_lease_tokens(
+        self, *, after: str | None = None, limit: int = 1000
+    ) -> list[LeaseToken]:
+        if after is not None:
+            rules.validate_id("after", after)
+        rules.validate_positive("limit", limit, maximum=rules.MAX_PAGE_SIZE)
+        return await self._db.read(lambda conn: read.lease_tokens(conn, after, limit))
+
+    async def raise_lease_token(self, trace_id: str, token: int) -> None:
+        rules.validate_token(LeaseToken(trace_id=trace_id, token=token))
+        await self._db.submit(lambda conn: ops.raise_lease_token(conn, trace_id, token))
 
     async def delete(self, trace_id: str) -> bool:
         rules.validate_id("trace_id", trace_id)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ranvier import rules
-from ranvier.errors import RestoreConflict, TraceNotFound
+from ranvier.errors import TraceNotFound
 from ranvier.model import (
     CompletionState,
     Intervention,
@@ -145,7 +145,8 @@ def delete(conn: sqlite3.Connection, trace_id: str) -> bool:
 
 
 def purge_batch(conn: sqlite3.Connection, cutoff_ms: int, batch_size: int) -> int:
-    """Delete up to `batch_size` traces completed before the cutoff; how many."""
+    """Delete up to `batch_size` traces completed before the cutoff, the earliest
+    completed first, with all their rows; how many."""
     ids = [(row[0],) for row in conn.execute(sql.PURGE_BATCH, (cutoff_ms, batch_size))]
     for statement in sql.DELETE_TRACE:
         conn.executemany(statement, ids)
@@ -203,14 +204,8 @@ def import_trace(
     """Write the whole trace, unless one is stored under its id: then False if it is the
     same (by `rules.trace_digest`: input, attempts and fork origin included), else
     `RestoreConflict`. `input_text`: the trace's input as canonical JSON text."""
-    existing = load_trace(conn, trace.trace_id)
-    if existing is not None:
-        if rules.trace_digest(existing) == rules.trace_digest(trace):
-            return False
-        raise RestoreConflict(
-            f"trace {trace.trace_id!r} is already stored with different content; "
-            "delete it first to restore the backup's version"
-        )
+    if not rules.restore_is_new(load_trace(conn, trace.trace_id), trace):
+        return False
     completion = None if trace.completion is None else CompletionState(trace.completion).value
     origin = trace.forked_from
     conn.execute(
@@ -283,3 +278,7 @@ def release_lease(conn: sqlite3.Connection, lease: Lease) -> bool:
         return False
     conn.execute(sql.RELEASE_LEASE, (lease.trace_id,))
     return rules.lease_is_live(row[2], now_ms())
+
+
+def raise_lease_token(conn: sqlite3.Connection, trace_id: str, token: int) -> None:
+    conn.execute(sql.RAISE_LEASE_TOKEN, (trace_id, token))
