@@ -145,9 +145,14 @@ ADAPTERS = available_adapters()
 def make_target(name: str, tmp_path: Path, label: str = "main") -> Target:
     if name == "sqlite":
         return _sqlite(tmp_path, label)
-    if name == "postgres":
-        return _postgres(label)
-    return _redis(label)
+    made = _postgres(label) if name == "postgres" else _redis(label)
+
+    async def create() -> None:  # the schema, as an application that writes there leaves it
+        store = await made.open()
+        await store.close()
+
+    asyncio.run(create())
+    return made
 
 
 @pytest.fixture(params=ADAPTERS)
