@@ -6,8 +6,8 @@ included), interventions, leases, state.
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -80,7 +80,7 @@ def _run_with_the_sqlite3_shell(path: Path, script: str) -> None:
     shell = shutil.which("sqlite3")
     if shell is None:
         if os.environ.get("CI"):
-            pytest.fail("the sqlite3 shell is missing: .ci/run installs it (apt-get install sqlite3)")
+            pytest.fail("the sqlite3 shell is missing: .ci/run installs it (apt sqlite3)")
         pytest.skip("the sqlite3 shell is not installed (apt-get install sqlite3)")
     done = subprocess.run(
         [shell, str(path)], input=script, capture_output=True, text=True, timeout=60
